@@ -1,0 +1,63 @@
+//! PostgreSQL: the connection pool, tenant-scoped transactions and
+//! migrations.
+
+pub mod migrate;
+mod pool;
+mod scope;
+
+pub use pool::{SetupError, connect_one, new_pool, pg_config};
+pub use scope::Scope;
+
+use deadpool_postgres::PoolError;
+use tokio_postgres::error::SqlState;
+
+/// A database failure, sorted by what the client should be told.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No pooled connection could be had in time (pool exhausted, or the
+    /// database refused or did not answer).
+    #[error("no database connection: {0}")]
+    Unavailable(#[from] PoolError),
+    /// A statement failed.
+    #[error("query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    /// A failure shared by every request that waited on one lookup.
+    #[error("{0}")]
+    Shared(std::sync::Arc<DbError>),
+    /// The database did not answer within the time allowed.
+    #[error("database did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+impl DbError {
+    /// True when the failure is the database being away, slow or the
+    /// tenant's schema missing: worth a `503`, not a `500`.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            DbError::Unavailable(_) | DbError::Timeout(_) => true,
+            DbError::Shared(inner) => inner.is_unavailable(),
+            DbError::Query(e) => {
+                e.is_closed()
+                    || e.code().is_none()
+                    || matches!(
+                        e.code(),
+                        Some(c) if *c == SqlState::QUERY_CANCELED
+                            || *c == SqlState::UNDEFINED_TABLE
+                            || *c == SqlState::INVALID_SCHEMA_NAME
+                            || *c == SqlState::ADMIN_SHUTDOWN
+                            || *c == SqlState::CANNOT_CONNECT_NOW
+                            || *c == SqlState::TOO_MANY_CONNECTIONS
+                    )
+            }
+        }
+    }
+
+    /// The SQLSTATE of a failed statement, when there is one.
+    pub fn code(&self) -> Option<&SqlState> {
+        match self {
+            DbError::Query(e) => e.code(),
+            DbError::Shared(inner) => inner.code(),
+            _ => None,
+        }
+    }
+}

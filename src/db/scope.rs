@@ -1,0 +1,105 @@
+//! Tenant-scoped transactions: the guarantee that a request's statements
+//! run with its own tenant's `search_path` and no other.
+//!
+//! Every [`Scope`] is one transaction whose first statement is
+//! `set_config('search_path', …, true)`, the parameterised form of
+//! `SET LOCAL`. The setting dies with the transaction, so nothing a request
+//! does can leak into the next user of the connection. `BEGIN` and the
+//! `set_config` are pipelined: scoping costs one round trip, not two. If the
+//! `set_config` fails, the transaction is aborted and no later statement of
+//! the request can run.
+//!
+//! A scope that is dropped before [`Scope::commit`] (an error, a cancelled
+//! request, a client that went away) hands its connection to a task that
+//! rolls back before the connection returns to the pool; if the rollback
+//! fails the connection is closed instead of being reused.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Object, Pool};
+use futures_util::future::try_join;
+
+use super::DbError;
+use crate::tenant::schema::search_path;
+
+const SET_PATH: &str = "SELECT set_config('search_path', $1, true)";
+
+/// Longest wait for the rollback of an abandoned scope before its
+/// connection is discarded.
+const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pooled connection inside a transaction scoped to one tenant schema.
+pub struct Scope {
+    conn: Option<Object>,
+}
+
+impl Scope {
+    /// Checks a connection out of `pool` and opens a transaction whose
+    /// `search_path` is `schema`, then `public`.
+    pub async fn begin(pool: &Pool, schema: &str) -> Result<Scope, DbError> {
+        let conn = pool.get().await?;
+        let set_path = conn.prepare_cached(SET_PATH).await?;
+        let path = search_path(schema);
+
+        // From here on, dropping `scope` rolls back.
+        let scope = Scope { conn: Some(conn) };
+        let client = scope.client();
+        // `try_join` polls in order, so BEGIN is sent before set_config.
+        try_join(
+            client.batch_execute("BEGIN"),
+            client.execute(&set_path, &[&path]),
+        )
+        .await?;
+        Ok(scope)
+    }
+
+    /// The connection, for statements inside the scope.
+    pub fn client(&self) -> &Object {
+        // The option is only emptied by `commit` and `drop`, which consume.
+        self.conn.as_ref().expect("scope used after commit")
+    }
+
+    /// Commits the transaction and returns the connection to the pool.
+    pub async fn commit(mut self) -> Result<(), DbError> {
+        let conn = self.conn.take().expect("scope committed twice");
+        match conn.batch_execute("COMMIT").await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                // The transaction's fate is unknown: never reuse this one.
+                drop(Object::take(conn));
+                Err(error.into())
+            }
+        }
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(roll_back(conn));
+            }
+            Err(_) => drop(Object::take(conn)),
+        }
+    }
+}
+
+/// Rolls back an abandoned scope, then lets the connection return to the
+/// pool; closes it instead when the rollback fails or hangs.
+async fn roll_back(conn: Object) {
+    let outcome = tokio::time::timeout(ROLLBACK_TIMEOUT, conn.batch_execute("ROLLBACK")).await;
+    match outcome {
+        Ok(Ok(())) => tracing::debug!("abandoned scope rolled back"),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "rollback failed; closing the connection");
+            drop(Object::take(conn));
+        }
+        Err(_) => {
+            tracing::warn!(timeout = ?ROLLBACK_TIMEOUT, "rollback hung; closing the connection");
+            drop(Object::take(conn));
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! `/api/posts/`: a tenant's blog posts, newest first, paginated; only the
+//! author or a staff user may change or delete a post.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures_util::future::try_join;
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use serde::Serialize;
+use serde::ser::Serializer;
+use tokio_postgres::Row;
+
+use super::fields::{Errors, Text};
+use super::pages::{Page, PageRequest};
+use super::{authenticated, read_body};
+use crate::auth::users::User;
+use crate::db::Scope;
+use crate::http::{ApiError, Response, empty_response, json_response};
+use crate::route::Context;
+
+const COLUMNS: &str = "p.id::int8, p.title::text, p.body, u.id::int8, u.username::text, \
+     p.created_at, p.updated_at";
+const FROM: &str = "FROM blog_post p JOIN auth_user u ON u.id = p.author_id";
+
+const TITLE: Text = Text {
+    name: "title",
+    required: true,
+    max_chars: 200,
+    allow_blank: false,
+};
+const BODY: Text = Text {
+    name: "body",
+    required: true,
+    max_chars: usize::MAX,
+    allow_blank: false,
+};
+
+/// A post as the API shows it.
+#[derive(Debug, Serialize)]
+pub(super) struct Post {
+    id: i64,
+    title: String,
+    body: String,
+    author: Author,
+    #[serde(serialize_with = "rfc3339")]
+    created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+struct Author {
+    id: i64,
+    username: String,
+}
+
+impl Post {
+    fn from_row(row: &Row) -> Post {
+        Post {
+            id: row.get(0),
+            title: row.get(1),
+            body: row.get(2),
+            author: Author {
+                id: row.get(3),
+                username: row.get(4),
+            },
+            created_at: row.get(5),
+            updated_at: row.get(6),
+        }
+    }
+}
+
+/// Timestamps as DRF writes them: RFC 3339, microseconds, `Z`.
+pub(super) fn rfc3339<S: Serializer>(
+    time: &DateTime<Utc>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+/// `GET /api/posts/?page=N`
+pub(super) async fn list(
+    context: &Context<'_>,
+    request: Request<Incoming>,
+) -> Result<Response, ApiError> {
+    let page_size = context.settings.config.api.page_size;
+    let page = PageRequest::from_query(request.uri().query(), page_size)?;
+    let offset = page.offset()?;
+    let (scope, _user) = authenticated(context, request.headers()).await?;
+
+    // The count and the page in one round trip.
+    let client = scope.client();
+    let count_sql = client
+        .prepare_cached("SELECT count(*) FROM blog_post")
+        .await?;
+    let page_sql =
+        format!("SELECT {COLUMNS} {FROM} ORDER BY p.created_at DESC, p.id DESC OFFSET $1 LIMIT $2");
+    let page_sql = client.prepare_cached(&page_sql).await?;
+    let (count, rows) = try_join(
+        client.query_one(&count_sql, &[]),
+        client.query(&page_sql, &[&offset, &page.size]),
+    )
+    .await?;
+    scope.commit().await?;
+
+    let count: i64 = count.get(0);
+    page.check(count)?;
+    let base = format!("{}{}", context.origin, request.uri().path());
+    let posts = rows.iter().map(Post::from_row).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &Page::new(page, count, &base, posts).to_json(),
+    ))
+}
+
+/// `POST /api/posts/`
+pub(super) async fn create(
+    context: &Context<'_>,
+    request: Request<Incoming>,
+) -> Result<Response, ApiError> {
+    let claims = crate::auth::bearer(context, request.headers())?;
+    let body = read_body(context, request).await?;
+    let mut errors = Errors::default();
+    let title = TITLE.read(&body, &mut errors);
+    let text = BODY.read(&body, &mut errors);
+    errors.finish()?;
+    let (Some(title), Some(text)) = (title, text) else {
+        return Err(ApiError::Internal("validated fields missing".into()));
+    };
+
+    let scope = super::scope(context).await?;
+    let user = crate::auth::user(context, &scope, &claims).await?;
+    let sql = format!(
+        "WITH p AS (INSERT INTO blog_post (title, body, author_id, created_at, updated_at)
+                    VALUES ($1, $2, $3::int8, now(), now()) RETURNING *)
+         SELECT {COLUMNS} FROM p JOIN auth_user u ON u.id = p.author_id"
+    );
+    let row = scope
+        .client()
+        .query_one(&sql, &[&title, &text, &user.id])
+        .await?;
+    scope.commit().await?;
+    Ok(json_response(StatusCode::CREATED, &Post::from_row(&row)))
+}
+
+/// `GET /api/posts/{id}/`
+pub(super) async fn retrieve(
+    context: &Context<'_>,
+    request: Request<Incoming>,
+) -> Result<Response, ApiError> {
+    let id = post_id(context)?;
+    let (scope, _user) = authenticated(context, request.headers()).await?;
+    let post = find(&scope, id, false).await?;
+    scope.commit().await?;
+    Ok(json_response(StatusCode::OK, &post))
+}
+
+/// `PUT` (every field) or `PATCH` (`partial`) `/api/posts/{id}/`
+pub(super) async fn update(
+    context: &Context<'_>,
+    request: Request<Incoming>,
+    partial: bool,
+) -> Result<Response, ApiError> {
+    let id = post_id(context)?;
+    let claims = crate::auth::bearer(context, request.headers())?;
+    let body = read_body(context, request).await?;
+
+    // The post, and the caller's right to change it, before the values.
+    let scope = super::scope(context).await?;
+    let user = crate::auth::user(context, &scope, &claims).await?;
+    let post = find(&scope, id, true).await?;
+    check_may_change(&user, &post)?;
+    let mut errors = Errors::default();
+    let required = |rule: Text| Text {
+        required: !partial,
+        ..rule
+    };
+    let title = required(TITLE).read(&body, &mut errors);
+    let text = required(BODY).read(&body, &mut errors);
+    errors.finish()?;
+
+    let sql = format!(
+        "WITH p AS (UPDATE blog_post SET title = COALESCE($2, title), body = COALESCE($3, body),
+                    updated_at = now() WHERE id = $1::int8 RETURNING *)
+         SELECT {COLUMNS} FROM p JOIN auth_user u ON u.id = p.author_id"
+    );
+    let row = scope
+        .client()
+        .query_one(&sql, &[&id, &title, &text])
+        .await?;
+    scope.commit().await?;
+    Ok(json_response(StatusCode::OK, &Post::from_row(&row)))
+}
+
+/// `DELETE /api/posts/{id}/`
+pub(super) async fn delete(
+    context: &Context<'_>,
+    request: Request<Incoming>,
+) -> Result<Response, ApiError> {
+    let id = post_id(context)?;
+    let (scope, user) = authenticated(context, request.headers()).await?;
+    let post = find(&scope, id, true).await?;
+    check_may_change(&user, &post)?;
+    scope
+        .client()
+        .execute("DELETE FROM blog_post WHERE id = $1::int8", &[&id])
+        .await?;
+    scope.commit().await?;
+    Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+/// The `{id}` of the path; one that is not a 64-bit number names no post.
+fn post_id(context: &Context<'_>) -> Result<i64, ApiError> {
+    let raw = context.params.get("id").unwrap_or_default();
+    raw.parse().map_err(|_| ApiError::NotFound)
+}
+
+async fn find(scope: &Scope, id: i64, for_update: bool) -> Result<Post, ApiError> {
+    let lock = if for_update { " FOR UPDATE OF p" } else { "" };
+    let sql = format!("SELECT {COLUMNS} {FROM} WHERE p.id = $1::int8{lock}");
+    let statement = scope.client().prepare_cached(&sql).await?;
+    let row = scope.client().query_opt(&statement, &[&id]).await?;
+    row.as_ref().map(Post::from_row).ok_or(ApiError::NotFound)
+}
+
+fn check_may_change(user: &Arc<User>, post: &Post) -> Result<(), ApiError> {
+    match user.is_staff || post.author.id == user.id {
+        true => Ok(()),
+        false => Err(ApiError::PermissionDenied),
+    }
+}

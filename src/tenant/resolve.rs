@@ -1,0 +1,193 @@
+//! From a normalised host to a tenant, through a moka cache.
+//!
+//! The cache holds both answers: a tenant, and "no such host" (so a flood
+//! of random names costs one query per name, then none). Concurrent misses
+//! on one host share a single database lookup. [`super::notify`] drops
+//! entries when `tenants_client` or `tenants_domain` change; while it is not
+//! listening, lookups bypass the cache so that nothing stale is served.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use deadpool_postgres::Pool;
+use moka::Expiry;
+use moka::future::Cache;
+use moka::notification::RemovalCause;
+
+use super::{TENANT_COLUMNS, Tenant};
+use crate::config::TenancyConfig;
+use crate::db::DbError;
+use crate::metrics::Metrics;
+
+/// What the cache remembers of a host.
+#[derive(Debug, Clone)]
+pub enum Cached {
+    /// The host belongs to this tenant.
+    Found(Arc<Tenant>),
+    /// No domain row has this host.
+    Missing,
+}
+
+type HostCache = Cache<String, Cached>;
+
+/// Host → tenant lookups, cached.
+pub struct Resolver {
+    cache: ArcSwap<HostCache>,
+    pool: Pool,
+    listening: AtomicBool,
+    /// Bumped by every invalidation, so a lookup that raced one can tell.
+    generation: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+impl Resolver {
+    /// A resolver with an empty cache sized by `settings`. It bypasses the
+    /// cache until [`Resolver::set_listening`] says invalidations flow.
+    pub fn new(pool: Pool, settings: &TenancyConfig, metrics: Arc<Metrics>) -> Self {
+        Self {
+            cache: ArcSwap::from_pointee(build_cache(settings, &metrics)),
+            pool,
+            listening: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    /// The tenant owning `host` (already normalised), or `None`.
+    pub async fn lookup(&self, host: &str) -> Result<Option<Arc<Tenant>>, DbError> {
+        if !self.listening.load(Ordering::Acquire) {
+            self.metrics
+                .tenant_cache
+                .with_label_values(&["bypass"])
+                .inc();
+            return Ok(query_host(&self.pool, host).await?.map(Arc::new));
+        }
+        let cache = self.cache.load();
+        let generation = self.generation.load(Ordering::Acquire);
+        let entry = cache
+            .entry_by_ref(host)
+            .or_try_insert_with(self.load(host))
+            .await
+            .map_err(DbError::Shared)?;
+        let outcome = if entry.is_fresh() { "miss" } else { "hit" };
+        self.metrics
+            .tenant_cache
+            .with_label_values(&[outcome])
+            .inc();
+
+        // An invalidation while we queried may have come before our insert.
+        if entry.is_fresh() && self.generation.load(Ordering::Acquire) != generation {
+            cache.invalidate(host).await;
+        }
+        Ok(match entry.into_value() {
+            Cached::Found(tenant) => Some(tenant),
+            Cached::Missing => None,
+        })
+    }
+
+    async fn load(&self, host: &str) -> Result<Cached, DbError> {
+        Ok(match query_host(&self.pool, host).await? {
+            Some(tenant) => Cached::Found(Arc::new(tenant)),
+            None => Cached::Missing,
+        })
+    }
+
+    /// Drops what is cached for `domain`.
+    pub async fn invalidate_domain(&self, domain: &str) {
+        self.bump();
+        let key = domain.to_ascii_lowercase();
+        self.cache.load().invalidate(&key).await;
+    }
+
+    /// Drops every cached host of tenant `id`.
+    pub fn invalidate_tenant(&self, id: i64) {
+        self.bump();
+        let predicate = move |_: &String, cached: &Cached| matches!(cached, Cached::Found(tenant) if tenant.id == id);
+        if let Err(error) = self.cache.load().invalidate_entries_if(predicate) {
+            tracing::warn!(%error, tenant.id = id, "cannot invalidate by tenant; clearing the cache");
+            self.clear();
+        }
+    }
+
+    /// Drops everything cached.
+    pub fn clear(&self) {
+        self.bump();
+        self.cache.load().invalidate_all();
+    }
+
+    /// Whether invalidations are flowing. While they are not, the cache is
+    /// bypassed; when they resume, the cache starts empty.
+    pub fn set_listening(&self, listening: bool) {
+        if listening {
+            self.clear();
+        }
+        self.listening.store(listening, Ordering::Release);
+    }
+
+    /// Replaces the cache with an empty one sized by new settings.
+    pub fn reconfigure(&self, settings: &TenancyConfig) {
+        self.bump();
+        self.cache
+            .store(Arc::new(build_cache(settings, &self.metrics)));
+    }
+
+    /// Entries currently cached (approximate, as moka counts).
+    pub fn cached_entries(&self) -> u64 {
+        self.cache.load().entry_count()
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.metrics
+            .tenant_cache
+            .with_label_values(&["invalidation"])
+            .inc();
+    }
+}
+
+/// The tenant owning `host`, straight from the database.
+pub async fn query_host(pool: &Pool, host: &str) -> Result<Option<Tenant>, DbError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {TENANT_COLUMNS} FROM public.tenants_domain d \
+             JOIN public.tenants_client c ON c.id = d.tenant_id WHERE d.domain = $1"
+        )
+    });
+    let conn = pool.get().await?;
+    let statement = conn.prepare_cached(&SQL).await?;
+    let row = conn.query_opt(&statement, &[&host]).await?;
+    Ok(row.as_ref().map(Tenant::from_row))
+}
+
+struct Lifetimes {
+    found: Duration,
+    missing: Duration,
+}
+
+impl Expiry<String, Cached> for Lifetimes {
+    fn expire_after_create(&self, _: &String, value: &Cached, _: Instant) -> Option<Duration> {
+        Some(match value {
+            Cached::Found(_) => self.found,
+            Cached::Missing => self.missing,
+        })
+    }
+}
+
+fn build_cache(settings: &TenancyConfig, metrics: &Arc<Metrics>) -> HostCache {
+    let metrics = Arc::clone(metrics);
+    Cache::builder()
+        .max_capacity(settings.cache_capacity)
+        .expire_after(Lifetimes {
+            found: settings.positive_ttl,
+            missing: settings.negative_ttl,
+        })
+        .support_invalidation_closures()
+        .eviction_listener(move |_, _, cause| {
+            if cause == RemovalCause::Size {
+                metrics.tenant_cache.with_label_values(&["eviction"]).inc();
+            }
+        })
+        .build()
+}
