@@ -21,6 +21,9 @@ pub enum DbError {
     /// A statement failed.
     #[error("query failed: {0}")]
     Query(#[from] tokio_postgres::Error),
+    /// The tenant's schema does not exist.
+    #[error("schema {0:?} does not exist")]
+    SchemaMissing(String),
     /// A failure shared by every request that waited on one lookup.
     #[error("{0}")]
     Shared(std::sync::Arc<DbError>),
@@ -34,7 +37,7 @@ impl DbError {
     /// tenant's schema missing: worth a `503`, not a `500`.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            DbError::Unavailable(_) | DbError::Timeout(_) => true,
+            DbError::Unavailable(_) | DbError::Timeout(_) | DbError::SchemaMissing(_) => true,
             DbError::Shared(inner) => inner.is_unavailable(),
             DbError::Query(e) => {
                 e.is_closed()

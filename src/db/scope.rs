@@ -4,7 +4,10 @@
 //! Every [`Scope`] is one transaction whose first statement is
 //! `set_config('search_path', …, true)`, the parameterised form of
 //! `SET LOCAL`. The setting dies with the transaction, so nothing a request
-//! does can leak into the next user of the connection. `BEGIN` and the
+//! does can leak into the next user of the connection. The same statement
+//! checks that the schema exists, so a tenant whose schema is gone never
+//! falls through to `public`'s tables (a `503`, not another schema's data).
+//! `BEGIN` and the
 //! `set_config` are pipelined: scoping costs one round trip, not two. If the
 //! `set_config` fails, the transaction is aborted and no later statement of
 //! the request can run.
@@ -22,7 +25,10 @@ use futures_util::future::try_join;
 use super::DbError;
 use crate::tenant::schema::search_path;
 
-const SET_PATH: &str = "SELECT set_config('search_path', $1, true)";
+/// Sets the path and, in the same statement, checks that the schema exists:
+/// with a missing schema, `public` alone would answer for the tenant.
+const SET_PATH: &str = "SELECT set_config('search_path', $1, true), \
+     EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $2)";
 
 /// Longest wait for the rollback of an abandoned scope before its
 /// connection is discarded.
@@ -45,11 +51,14 @@ impl Scope {
         let scope = Scope { conn: Some(conn) };
         let client = scope.client();
         // `try_join` polls in order, so BEGIN is sent before set_config.
-        try_join(
+        let (_, row) = try_join(
             client.batch_execute("BEGIN"),
-            client.execute(&set_path, &[&path]),
+            client.query_one(&set_path, &[&path, &schema]),
         )
         .await?;
+        if !row.get::<_, bool>(1) {
+            return Err(DbError::SchemaMissing(schema.to_owned()));
+        }
         Ok(scope)
     }
 

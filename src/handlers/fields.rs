@@ -59,6 +59,9 @@ impl Text {
             Some(Value::Number(number)) => number.to_string(),
             Some(_) => return self.fail(errors, "Not a valid string."),
         };
+        if text.contains('\0') {
+            return self.fail(errors, "Null characters are not allowed.");
+        }
         if text.is_empty() && !self.allow_blank {
             return self.fail(errors, "This field may not be blank.");
         }

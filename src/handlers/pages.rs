@@ -167,7 +167,8 @@ mod tests {
                 seen += (count - offset).clamp(0, size);
             }
             prop_assert_eq!(seen, count);
-            prop_assert!(PageRequest { number: pages + 1, size }.check(count).is_err());
+            let past_the_end = PageRequest { number: pages + 1, size };
+            prop_assert!(past_the_end.check(count).is_err());
         }
     }
 }
