@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool};
 use futures_util::future::try_join;
+use tokio_postgres::NoTls;
 
 use super::DbError;
 use crate::tenant::schema::search_path;
@@ -33,6 +34,10 @@ const SET_PATH: &str = "SELECT set_config('search_path', $1, true), \
 /// Longest wait for the rollback of an abandoned scope before its
 /// connection is discarded.
 const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long an abandoned scope's rollback may wait behind a running
+/// statement before that statement is cancelled.
+const CANCEL_AFTER: Duration = Duration::from_millis(50);
 
 /// A pooled connection inside a transaction scoped to one tenant schema.
 pub struct Scope {
@@ -97,9 +102,22 @@ impl Drop for Scope {
 }
 
 /// Rolls back an abandoned scope, then lets the connection return to the
-/// pool; closes it instead when the rollback fails or hangs.
+/// pool; closes it instead when the rollback fails or hangs. A rollback
+/// still queued after [`CANCEL_AFTER`] is stuck behind a statement the
+/// request no longer wants, so that statement is cancelled first.
 async fn roll_back(conn: Object) {
-    let outcome = tokio::time::timeout(ROLLBACK_TIMEOUT, conn.batch_execute("ROLLBACK")).await;
+    let outcome = {
+        let rollback = conn.batch_execute("ROLLBACK");
+        tokio::pin!(rollback);
+        match tokio::time::timeout(CANCEL_AFTER, &mut rollback).await {
+            Ok(done) => Ok(done),
+            Err(_) => {
+                let cancelled = conn.cancel_token().cancel_query(NoTls).await;
+                tracing::debug!(ok = cancelled.is_ok(), "cancelled the abandoned statement");
+                tokio::time::timeout(ROLLBACK_TIMEOUT, rollback).await
+            }
+        }
+    };
     match outcome {
         Ok(Ok(())) => tracing::debug!("abandoned scope rolled back"),
         Ok(Err(error)) => {

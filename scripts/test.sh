@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, clippy, unit and integration
+# tests against a real PostgreSQL (found, or started). Exits non-zero on
+# any failure. This is what .ci/run runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/postgres.sh
+ensure_postgres
+echo "postgres: $DATABASE_URL" >&2
+
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+
+# Databases left by earlier runs of the integration tests.
+if command -v psql >/dev/null 2>&1; then
+    psql -qAt "$DATABASE_URL" -c "SELECT datname FROM pg_database WHERE datname LIKE 'botora_t_%'" |
+        while read -r name; do psql -q "$DATABASE_URL" -c "DROP DATABASE IF EXISTS \"$name\"" || true; done
+fi
+
+cargo test --all-targets
+# Doc tests and the release-only password test (Django's default costs).
+cargo test --doc
+cargo test --release --lib auth::password
