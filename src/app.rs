@@ -124,7 +124,7 @@ impl App {
     /// Builds the app from a loaded config. Connects to nothing yet.
     pub fn new(config_path: PathBuf, config: Config) -> Result<Arc<App>, StartError> {
         let metrics = Arc::new(Metrics::new(config.admin.tenant_label_cap)?);
-        let pool = db::new_pool(&config.database)?;
+        let pool = db::new_request_pool(&config.database)?;
         let resolver = Arc::new(Resolver::new(
             pool.clone(),
             &config.tenancy,

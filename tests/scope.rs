@@ -16,7 +16,7 @@ use serde_json::Value;
 fn single_connection_pool() -> deadpool_postgres::Pool {
     let mut database = test_config().database;
     database.pool_size = 1;
-    db::new_pool(&database).unwrap()
+    db::new_request_pool(&database).unwrap()
 }
 
 async fn current_path(scope: &Scope) -> (String, String) {
@@ -71,7 +71,13 @@ async fn a_query_cancelled_mid_flight_leaves_nothing_behind() {
         .query_one("SELECT current_setting('search_path')", &[])
         .await
         .unwrap();
-    assert_eq!(row.get::<_, String>(0), "\"$user\", public");
+    assert_eq!(row.get::<_, String>(0), "pg_catalog");
+    // And there, unqualified tables are not found at all: no fallback.
+    assert!(
+        conn.query_one("SELECT count(*) FROM auth_user", &[])
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ pub mod migrate;
 mod pool;
 mod scope;
 
-pub use pool::{SetupError, connect_one, new_pool, pg_config};
+pub use pool::{SetupError, new_pool, new_request_pool, pg_config};
 pub use scope::Scope;
 
 use deadpool_postgres::PoolError;

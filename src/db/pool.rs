@@ -30,12 +30,29 @@ pub fn pg_config(database: &DatabaseConfig) -> Result<tokio_postgres::Config, Se
     Ok(pg)
 }
 
-/// The request pool. Connections open lazily, so a database that is down
-/// at start-up does not stop the server: requests get `503` until it is
-/// back.
+/// A pool for tools and fixtures. Connections open lazily.
 pub fn new_pool(database: &DatabaseConfig) -> Result<Pool, SetupError> {
+    build_pool(database, pg_config(database)?)
+}
+
+/// The request pool. Its sessions' own `search_path` is `pg_catalog`
+/// alone, so a statement that ran outside a [`super::Scope`] by mistake
+/// finds no tenant's tables and no `public` table: it fails instead of
+/// reading the wrong schema. Connections open lazily, so a database that
+/// is down at start-up does not stop the server: requests get `503` until
+/// it is back.
+pub fn new_request_pool(database: &DatabaseConfig) -> Result<Pool, SetupError> {
+    let mut pg = pg_config(database)?;
+    let ms = database.statement_timeout.as_millis();
+    pg.options(format!(
+        "-c statement_timeout={ms} -c search_path=pg_catalog"
+    ));
+    build_pool(database, pg)
+}
+
+fn build_pool(database: &DatabaseConfig, pg: tokio_postgres::Config) -> Result<Pool, SetupError> {
     let manager = Manager::from_config(
-        pg_config(database)?,
+        pg,
         NoTls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
@@ -49,19 +66,4 @@ pub fn new_pool(database: &DatabaseConfig) -> Result<Pool, SetupError> {
         .recycle_timeout(Some(database.connect_timeout))
         .build()?;
     Ok(pool)
-}
-
-/// One connection outside the pool (CLI commands, the LISTEN task), its
-/// driver task spawned on the current runtime.
-pub async fn connect_one(database: &DatabaseConfig) -> Result<tokio_postgres::Client, SetupError> {
-    let (client, connection) = pg_config(database)?
-        .connect(NoTls)
-        .await
-        .map_err(SetupError::Connect)?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "database connection closed");
-        }
-    });
-    Ok(client)
 }
