@@ -91,25 +91,33 @@ fn access_token_error(error: &TokenError) -> ApiError {
     }))
 }
 
+fn user_not_found() -> ApiError {
+    ApiError::unauthorized("User not found", "user_not_found")
+}
+
+/// The user id a verified token claims.
+pub fn claimed_id(claims: &Claims) -> Result<i64, ApiError> {
+    claims.user_id.parse().map_err(|_| user_not_found())
+}
+
 /// The user a verified token names, who must still exist and be active.
 pub async fn user(
     context: &Context<'_>,
     scope: &Scope,
     claims: &Claims,
 ) -> Result<Arc<User>, ApiError> {
-    let not_found = || ApiError::unauthorized("User not found", "user_not_found");
-    let id: i64 = claims.user_id.parse().map_err(|_| not_found())?;
+    let id = claimed_id(claims)?;
     let schema = context.target.schema();
-    let user = context
-        .app
-        .users
-        .get(scope, schema, id)
-        .await?
-        .ok_or_else(not_found)?;
-    if !user.is_active {
-        return Err(ApiError::unauthorized("User is inactive", "user_inactive"));
+    active(context.app.users.get(scope, schema, id).await?)
+}
+
+/// Refuses a user that is gone or inactive.
+pub fn active(user: Option<Arc<User>>) -> Result<Arc<User>, ApiError> {
+    let user = user.ok_or_else(user_not_found)?;
+    match user.is_active {
+        true => Ok(user),
+        false => Err(ApiError::unauthorized("User is inactive", "user_inactive")),
     }
-    Ok(user)
 }
 
 #[cfg(test)]

@@ -15,8 +15,24 @@ use tokio_postgres::Row;
 use crate::db::{DbError, Scope};
 
 /// The columns of `auth_user` Botora reads, password aside.
-const COLUMNS: &str = "id::int8, username::text, email::text, first_name::text, \
-     last_name::text, is_staff, is_superuser, is_active, date_joined";
+macro_rules! user_columns {
+    () => {
+        "id::int8, username::text, email::text, first_name::text, \
+         last_name::text, is_staff, is_superuser, is_active, date_joined"
+    };
+}
+
+/// One user by id (`$1`), in the scope's schema.
+pub const BY_ID: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM auth_user WHERE id = $1::int8"
+);
+const BY_USERNAME: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    ", password::text FROM auth_user WHERE username = $1"
+);
 
 /// One user.
 #[derive(Debug, Clone, Serialize)]
@@ -42,7 +58,8 @@ pub struct User {
 }
 
 impl User {
-    fn from_row(row: &Row) -> User {
+    /// Reads a row selected by [`BY_ID`].
+    pub fn from_row(row: &Row) -> User {
         User {
             id: row.get(0),
             username: row.get(1),
@@ -67,16 +84,14 @@ pub struct Credentials {
 
 /// The user with this id in the scope's schema.
 pub async fn by_id(scope: &Scope, id: i64) -> Result<Option<User>, DbError> {
-    let sql = format!("SELECT {COLUMNS} FROM auth_user WHERE id = $1::int8");
-    let statement = scope.client().prepare_cached(&sql).await?;
+    let statement = scope.client().prepare_cached(BY_ID).await?;
     let row = scope.client().query_opt(&statement, &[&id]).await?;
     Ok(row.as_ref().map(User::from_row))
 }
 
 /// The user with this username, with the password hash.
 pub async fn by_username(scope: &Scope, username: &str) -> Result<Option<Credentials>, DbError> {
-    let sql = format!("SELECT {COLUMNS}, password::text FROM auth_user WHERE username = $1");
-    let statement = scope.client().prepare_cached(&sql).await?;
+    let statement = scope.client().prepare_cached(BY_USERNAME).await?;
     let row = scope.client().query_opt(&statement, &[&username]).await?;
     Ok(row.map(|row| Credentials {
         user: User::from_row(&row),
@@ -119,12 +134,24 @@ impl UserCache {
         schema: &str,
         id: i64,
     ) -> Result<Option<Arc<User>>, DbError> {
-        let key = (schema.to_owned(), id);
-        if let Some(user) = self.cache.get(&key).await {
+        if let Some(user) = self.peek(schema, id).await {
             return Ok(user);
         }
-        let user = by_id(scope, id).await?.map(Arc::new);
-        self.cache.insert(key, user.clone()).await;
-        Ok(user)
+        let user = by_id(scope, id).await?;
+        Ok(self.remember(schema, id, user).await)
+    }
+
+    /// What is cached of user `id` of `schema`: `None` when nothing is.
+    pub async fn peek(&self, schema: &str, id: i64) -> Option<Option<Arc<User>>> {
+        self.cache.get(&(schema.to_owned(), id)).await
+    }
+
+    /// Caches what was read of user `id` (`None`: no such user).
+    pub async fn remember(&self, schema: &str, id: i64, user: Option<User>) -> Option<Arc<User>> {
+        let user = user.map(Arc::new);
+        self.cache
+            .insert((schema.to_owned(), id), user.clone())
+            .await;
+        user
     }
 }

@@ -3,9 +3,11 @@
 
 pub mod migrate;
 mod pool;
+mod read;
 mod scope;
 
 pub use pool::{SetupError, new_pool, new_request_pool, pg_config};
+pub use read::{Query, read};
 pub use scope::Scope;
 
 use deadpool_postgres::PoolError;

@@ -28,7 +28,7 @@ use crate::tenant::schema::search_path;
 
 /// Sets the path and, in the same statement, checks that the schema exists:
 /// with a missing schema, `public` alone would answer for the tenant.
-const SET_PATH: &str = "SELECT set_config('search_path', $1, true), \
+pub(super) const SET_PATH: &str = "SELECT set_config('search_path', $1, true), \
      EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $2)";
 
 /// Longest wait for the rollback of an abandoned scope before its
@@ -48,7 +48,11 @@ impl Scope {
     /// Checks a connection out of `pool` and opens a transaction whose
     /// `search_path` is `schema`, then `public`.
     pub async fn begin(pool: &Pool, schema: &str) -> Result<Scope, DbError> {
-        let conn = pool.get().await?;
+        Scope::begin_on(pool.get().await?, schema).await
+    }
+
+    /// Opens the scoped transaction on a connection already checked out.
+    pub(super) async fn begin_on(conn: Object, schema: &str) -> Result<Scope, DbError> {
         let set_path = conn.prepare_cached(SET_PATH).await?;
         let path = search_path(schema);
 
@@ -65,6 +69,18 @@ impl Scope {
             return Err(DbError::SchemaMissing(schema.to_owned()));
         }
         Ok(scope)
+    }
+
+    /// Guards `conn`, whose transaction the caller opens itself: until
+    /// [`Scope::release`], dropping the guard rolls back.
+    pub(super) fn guard(conn: Object) -> Scope {
+        Scope { conn: Some(conn) }
+    }
+
+    /// Returns the connection to the pool as it is, the caller having
+    /// ended the transaction.
+    pub(super) fn release(mut self) {
+        self.conn = None;
     }
 
     /// The connection, for statements inside the scope.

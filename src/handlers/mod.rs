@@ -81,6 +81,22 @@ async fn scope(context: &Context<'_>) -> Result<crate::db::Scope, ApiError> {
     Ok(scope?)
 }
 
+/// Runs read-only `queries` in the request's schema (one round trip when
+/// the connection is warm), timing the pool checkout.
+async fn read(
+    context: &Context<'_>,
+    queries: &[crate::db::Query<'_>],
+) -> Result<Vec<Vec<tokio_postgres::Row>>, ApiError> {
+    let started = std::time::Instant::now();
+    let rows = crate::db::read(&context.app.pool, context.target.schema(), queries).await;
+    context
+        .app
+        .metrics
+        .pool_checkout
+        .observe(started.elapsed().as_secs_f64());
+    Ok(rows?)
+}
+
 /// The bearer token's user, active, and a scope to work in.
 async fn authenticated(
     context: &Context<'_>,

@@ -4,24 +4,44 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use futures_util::future::try_join;
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use serde::Serialize;
 use serde::ser::Serializer;
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 use super::fields::{Errors, Text};
 use super::pages::{Page, PageRequest};
 use super::{authenticated, read_body};
-use crate::auth::users::User;
-use crate::db::Scope;
+use crate::auth::users::{self, User};
+use crate::db::{Query, Scope};
 use crate::http::{ApiError, Response, empty_response, json_response};
 use crate::route::Context;
 
-const COLUMNS: &str = "p.id::int8, p.title::text, p.body, u.id::int8, u.username::text, \
-     p.created_at, p.updated_at";
-const FROM: &str = "FROM blog_post p JOIN auth_user u ON u.id = p.author_id";
+macro_rules! post_columns {
+    () => {
+        "p.id::int8, p.title::text, p.body, u.id::int8, u.username::text, p.created_at, p.updated_at"
+    };
+}
+const COLUMNS: &str = post_columns!();
+const COUNT: &str = "SELECT count(*) FROM blog_post";
+const PAGE: &str = concat!(
+    "SELECT ",
+    post_columns!(),
+    " FROM blog_post p JOIN auth_user u ON u.id = p.author_id",
+    " ORDER BY p.created_at DESC, p.id DESC OFFSET $1 LIMIT $2"
+);
+const ONE: &str = concat!(
+    "SELECT ",
+    post_columns!(),
+    " FROM blog_post p JOIN auth_user u ON u.id = p.author_id WHERE p.id = $1::int8"
+);
+const ONE_FOR_UPDATE: &str = concat!(
+    "SELECT ",
+    post_columns!(),
+    " FROM blog_post p JOIN auth_user u ON u.id = p.author_id WHERE p.id = $1::int8 FOR UPDATE OF p"
+);
 
 const TITLE: Text = Text {
     name: "title",
@@ -79,7 +99,8 @@ pub(super) fn rfc3339<S: Serializer>(
     serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
 
-/// `GET /api/posts/?page=N`
+/// `GET /api/posts/?page=N`: the count, the page and (when not cached)
+/// the caller, read in one round trip.
 pub(super) async fn list(
     context: &Context<'_>,
     request: Request<Incoming>,
@@ -87,30 +108,29 @@ pub(super) async fn list(
     let page_size = context.settings.config.api.page_size;
     let page = PageRequest::from_query(request.uri().query(), page_size)?;
     let offset = page.offset()?;
-    let (scope, _user) = authenticated(context, request.headers()).await?;
-
-    // The count and the page in one round trip.
-    let client = scope.client();
-    let count_sql = client
-        .prepare_cached("SELECT count(*) FROM blog_post")
-        .await?;
-    let page_sql =
-        format!("SELECT {COLUMNS} {FROM} ORDER BY p.created_at DESC, p.id DESC OFFSET $1 LIMIT $2");
-    let page_sql = client.prepare_cached(&page_sql).await?;
-    let (count, rows) = try_join(
-        client.query_one(&count_sql, &[]),
-        client.query(&page_sql, &[&offset, &page.size]),
+    let page_params: [&(dyn ToSql + Sync); 2] = [&offset, &page.size];
+    let mut rows = read_as_user(
+        context,
+        request.headers(),
+        &[(COUNT, &[]), (PAGE, &page_params)],
     )
     .await?;
-    scope.commit().await?;
 
-    let count: i64 = count.get(0);
+    let posts = rows
+        .pop()
+        .unwrap_or_default()
+        .iter()
+        .map(Post::from_row)
+        .collect();
+    let count: i64 = rows
+        .pop()
+        .and_then(|r| r.first().map(|row| row.get(0)))
+        .unwrap_or(0);
     page.check(count)?;
     let base = format!("{}{}", context.origin, request.uri().path());
-    let posts = rows.iter().map(Post::from_row).collect();
     Ok(json_response(
         StatusCode::OK,
-        &Page::new(page, count, &base, posts).to_json(),
+        &Page::new(page, count, &base, posts),
     ))
 }
 
@@ -150,10 +170,45 @@ pub(super) async fn retrieve(
     request: Request<Incoming>,
 ) -> Result<Response, ApiError> {
     let id = post_id(context)?;
-    let (scope, _user) = authenticated(context, request.headers()).await?;
-    let post = find(&scope, id, false).await?;
-    scope.commit().await?;
+    let params: [&(dyn ToSql + Sync); 1] = [&id];
+    let mut rows = read_as_user(context, request.headers(), &[(ONE, &params)]).await?;
+    let found = rows.pop().unwrap_or_default();
+    let post = found
+        .first()
+        .map(Post::from_row)
+        .ok_or(ApiError::NotFound)?;
     Ok(json_response(StatusCode::OK, &post))
+}
+
+/// Authenticates the bearer token, then runs `queries` in one read; the
+/// user is looked up in the same round trip unless it is cached. Returns
+/// the rows of `queries` once the user is known to be active.
+async fn read_as_user(
+    context: &Context<'_>,
+    headers: &http::HeaderMap,
+    queries: &[Query<'_>],
+) -> Result<Vec<Vec<Row>>, ApiError> {
+    let claims = crate::auth::bearer(context, headers)?;
+    let id = crate::auth::claimed_id(&claims)?;
+    let schema = context.target.schema();
+    let cached = context.app.users.peek(schema, id).await;
+    let user_params: [&(dyn ToSql + Sync); 1] = [&id];
+    let mut all = queries.to_vec();
+    if cached.is_none() {
+        all.push((users::BY_ID, &user_params));
+    }
+
+    let mut rows = super::read(context, &all).await?;
+    let user = match cached {
+        Some(user) => user,
+        None => {
+            let found = rows.pop().unwrap_or_default();
+            let user = found.first().map(User::from_row);
+            context.app.users.remember(schema, id, user).await
+        }
+    };
+    crate::auth::active(user)?;
+    Ok(rows)
 }
 
 /// `PUT` (every field) or `PATCH` (`partial`) `/api/posts/{id}/`
@@ -169,7 +224,7 @@ pub(super) async fn update(
     // The post, and the caller's right to change it, before the values.
     let scope = super::scope(context).await?;
     let user = crate::auth::user(context, &scope, &claims).await?;
-    let post = find(&scope, id, true).await?;
+    let post = find_for_update(&scope, id).await?;
     check_may_change(&user, &post)?;
     let mut errors = Errors::default();
     let required = |rule: Text| Text {
@@ -200,7 +255,7 @@ pub(super) async fn delete(
 ) -> Result<Response, ApiError> {
     let id = post_id(context)?;
     let (scope, user) = authenticated(context, request.headers()).await?;
-    let post = find(&scope, id, true).await?;
+    let post = find_for_update(&scope, id).await?;
     check_may_change(&user, &post)?;
     scope
         .client()
@@ -216,10 +271,8 @@ fn post_id(context: &Context<'_>) -> Result<i64, ApiError> {
     raw.parse().map_err(|_| ApiError::NotFound)
 }
 
-async fn find(scope: &Scope, id: i64, for_update: bool) -> Result<Post, ApiError> {
-    let lock = if for_update { " FOR UPDATE OF p" } else { "" };
-    let sql = format!("SELECT {COLUMNS} {FROM} WHERE p.id = $1::int8{lock}");
-    let statement = scope.client().prepare_cached(&sql).await?;
+async fn find_for_update(scope: &Scope, id: i64) -> Result<Post, ApiError> {
+    let statement = scope.client().prepare_cached(ONE_FOR_UPDATE).await?;
     let row = scope.client().query_opt(&statement, &[&id]).await?;
     row.as_ref().map(Post::from_row).ok_or(ApiError::NotFound)
 }
