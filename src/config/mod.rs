@@ -196,8 +196,8 @@ impl Default for TenancyConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// Signing algorithm of new tokens: `HS256` (default), `HS384`,
-    /// `HS512`, `RS256`, `ES256` or `EdDSA`. Reloadable.
+    /// Algorithm of `signing_key`: `HS256` (default), `HS384` or `HS512`.
+    /// Ignored when `keys` is set (each key names its own). Reloadable.
     pub algorithm: String,
     /// HMAC secret for the HS algorithms (Django's `SECRET_KEY` when
     /// tokens are shared with simplejwt). Env `BOTORA_SIGNING_KEY`.
@@ -232,7 +232,7 @@ pub struct AuthConfig {
     #[serde(with = "humantime_serde")]
     pub hash_queue_timeout: Duration,
     /// How long a user's active flag may be cached for token checks.
-    /// Default 1s. Reloadable.
+    /// Default 1s. Needs a restart.
     #[serde(with = "humantime_serde")]
     pub user_cache_ttl: Duration,
 }
