@@ -1,0 +1,55 @@
+-- wrk script for benches/load.sh: sets the Host (and Authorization) of
+-- every request, so one wrk run spreads over many tenants.
+--
+-- Arguments, after wrk's `--`:
+--   tenants <file>   rotate over the file's lines "<host> <access-token>",
+--                    sending both headers; each thread starts elsewhere
+--   random           a fresh random host under .invalid per request, for
+--                    the flood of unknown names
+
+local threads_started = 0
+
+-- Runs in wrk's main Lua state, once per thread before it starts.
+function setup(thread)
+  threads_started = threads_started + 1
+  thread:set("thread_number", threads_started)
+end
+
+local mode = "tenants"
+local entries = {}
+local position = 0
+
+local function read_entries(path)
+  local file = assert(io.open(path, "r"), "cannot open " .. tostring(path))
+  for line in file:lines() do
+    local host, token = line:match("^(%S+)%s+(%S+)")
+    if host then
+      entries[#entries + 1] = { Host = host, Authorization = "Bearer " .. token }
+    end
+  end
+  file:close()
+  assert(#entries > 0, "no '<host> <token>' lines in " .. path)
+end
+
+-- Runs in each thread's own Lua state.
+function init(args)
+  mode = args[1] or "tenants"
+  local number = thread_number or 1
+  math.randomseed(os.time() * 7919 + number)
+  if mode == "tenants" then
+    read_entries(args[2])
+    position = math.random(#entries)
+  elseif mode ~= "random" then
+    error("unknown mode " .. mode .. " (tenants or random)")
+  end
+end
+
+function request()
+  if mode == "random" then
+    local host = string.format("nx%x%x.invalid",
+      math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
+    return wrk.format(nil, nil, { Host = host })
+  end
+  position = position % #entries + 1
+  return wrk.format(nil, nil, entries[position])
+end
