@@ -73,9 +73,7 @@ fn tokens(c: &mut Criterion) {
             .mint(TokenType::Access, "7", "acme", TOKEN_LIFETIME, now)
             .expect("mint");
         keys.decode(&token, now, 0).expect("a fresh token verifies");
-        group.bench_function(name, |b| {
-            b.iter(|| keys.decode(black_box(&token), now, 0))
-        });
+        group.bench_function(name, |b| b.iter(|| keys.decode(black_box(&token), now, 0)));
     }
     group.finish();
 }
@@ -138,7 +136,9 @@ fn sample_page() -> Page {
 fn json(c: &mut Criterion) {
     let page = sample_page();
     let mut group = c.benchmark_group("json_post_page");
-    group.bench_function("to_vec", |b| b.iter(|| serde_json::to_vec(black_box(&page))));
+    group.bench_function("to_vec", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&page)))
+    });
     // The handler today goes through a `Value` first, then to bytes.
     group.bench_function("via_value", |b| {
         b.iter(|| {
@@ -152,9 +152,20 @@ fn json(c: &mut Criterion) {
 fn passwords(c: &mut Criterion) {
     let encoded = password::make("correct horse battery staple", ITERATIONS);
     let verdict = password::verify("correct horse battery staple", &encoded, ITERATIONS);
-    assert_eq!(verdict, Verdict::Match { needs_rehash: false });
+    assert_eq!(
+        verdict,
+        Verdict::Match {
+            needs_rehash: false
+        }
+    );
     c.bench_function("password_verify_pbkdf2_1000", |b| {
-        b.iter(|| password::verify(black_box("correct horse battery staple"), &encoded, ITERATIONS))
+        b.iter(|| {
+            password::verify(
+                black_box("correct horse battery staple"),
+                &encoded,
+                ITERATIONS,
+            )
+        })
     });
 }
 

@@ -93,51 +93,63 @@ fn cache_settings(config: &Config) -> (u64, std::time::Duration, std::time::Dura
 /// Settings that differ between `old` and `new` but only take effect on a
 /// restart, so the operator can be told rather than ignored.
 pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    let mut check = |name: &'static str, differs: bool| {
-        if differs {
-            changed.push(name);
-        }
-    };
-    check("server.listen", old.server.listen != new.server.listen);
-    check(
-        "server.header_read_timeout",
-        old.server.header_read_timeout != new.server.header_read_timeout,
-    );
-    check(
-        "server.max_connections",
-        old.server.max_connections != new.server.max_connections,
-    );
-    check(
-        "server.max_headers",
-        old.server.max_headers != new.server.max_headers,
-    );
-    check("database.url", old.database.url != new.database.url);
-    check(
-        "database.pool_size",
-        old.database.pool_size != new.database.pool_size,
-    );
-    check(
-        "database.checkout_timeout",
-        old.database.checkout_timeout != new.database.checkout_timeout,
-    );
-    check(
-        "database.statement_timeout",
-        old.database.statement_timeout != new.database.statement_timeout,
-    );
-    check("admin.listen", old.admin.listen != new.admin.listen);
-    check("log.format", old.log.format != new.log.format);
-    check(
-        "auth.max_concurrent_hashes",
-        old.auth.max_concurrent_hashes != new.auth.max_concurrent_hashes,
-    );
-    check(
-        "auth.user_cache_ttl",
-        old.auth.user_cache_ttl != new.auth.user_cache_ttl,
-    );
     let tls_listen = |config: &Config| config.tls.as_ref().map(|tls| tls.listen);
-    check("tls.listen", tls_listen(old) != tls_listen(new));
-    changed
+    let (o, n) = (old, new);
+    let differs = [
+        ("server.listen", o.server.listen != n.server.listen),
+        (
+            "server.header_read_timeout",
+            o.server.header_read_timeout != n.server.header_read_timeout,
+        ),
+        (
+            "server.max_connections",
+            o.server.max_connections != n.server.max_connections,
+        ),
+        (
+            "server.max_headers",
+            o.server.max_headers != n.server.max_headers,
+        ),
+        (
+            "server.max_header_bytes",
+            o.server.max_header_bytes != n.server.max_header_bytes,
+        ),
+        ("database.url", o.database.url != n.database.url),
+        (
+            "database.pool_size",
+            o.database.pool_size != n.database.pool_size,
+        ),
+        (
+            "database.checkout_timeout",
+            o.database.checkout_timeout != n.database.checkout_timeout,
+        ),
+        (
+            "database.connect_timeout",
+            o.database.connect_timeout != n.database.connect_timeout,
+        ),
+        (
+            "database.statement_timeout",
+            o.database.statement_timeout != n.database.statement_timeout,
+        ),
+        ("admin.listen", o.admin.listen != n.admin.listen),
+        (
+            "admin.tenant_label_cap",
+            o.admin.tenant_label_cap != n.admin.tenant_label_cap,
+        ),
+        ("log.format", o.log.format != n.log.format),
+        (
+            "auth.max_concurrent_hashes",
+            o.auth.max_concurrent_hashes != n.auth.max_concurrent_hashes,
+        ),
+        (
+            "auth.user_cache_ttl",
+            o.auth.user_cache_ttl != n.auth.user_cache_ttl,
+        ),
+        ("tls.listen", tls_listen(o) != tls_listen(n)),
+    ];
+    differs
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
 }
 
 /// Reloads on every SIGHUP until the process ends.

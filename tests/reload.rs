@@ -565,8 +565,6 @@ fn reloadable_settings_need_no_restart() {
 }
 
 #[test]
-#[ignore = "bug: src/reload.rs restart_only_changes() omits database.connect_timeout and \
-            admin.tenant_label_cap, which config/mod.rs documents as needing a restart"]
 fn restart_only_changes_names_every_restart_only_setting() {
     let (old, new) = changed(|c| c.database.connect_timeout = Duration::from_secs(9));
     assert_eq!(

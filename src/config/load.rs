@@ -109,11 +109,21 @@ fn apply_env(config: &mut Config, var: impl Fn(&str) -> Option<String>) -> Resul
     Ok(())
 }
 
+/// hyper refuses (panics on) an HTTP/1 read buffer smaller than this.
+const MIN_HEADER_BYTES: usize = 8192;
+
 fn validate(config: &Config) -> Result<(), Problem> {
     let problem = |key: &str, reason: String| Err((key.to_owned(), reason));
 
     if config.server.max_body_bytes == 0 {
         return problem("server.max_body_bytes", "must be above 0".into());
+    }
+    if config.server.max_header_bytes < MIN_HEADER_BYTES {
+        let floor = MIN_HEADER_BYTES;
+        return problem(
+            "server.max_header_bytes",
+            format!("must be at least {floor}"),
+        );
     }
     if config.database.pool_size == 0 {
         return problem("database.pool_size", "must be above 0".into());
@@ -230,6 +240,19 @@ mod tests {
             err,
             "test.toml:5: tenancy.timezone: unknown time zone \"Mars/Base\""
         );
+    }
+
+    #[test]
+    fn a_header_limit_below_hypers_floor_is_refused() {
+        let key = "[auth]\nsigning_key = \"0123456789abcdef0123456789abcdef\"\n";
+        let err = parse_str(&format!("[server]\nmax_header_bytes = 4096\n{key}"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "test.toml:2: server.max_header_bytes: must be at least 8192"
+        );
+        assert!(parse_str(&format!("[server]\nmax_header_bytes = 8192\n{key}")).is_ok());
     }
 
     #[test]

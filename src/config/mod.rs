@@ -66,6 +66,10 @@ pub struct ServerConfig {
     /// Most request headers per request (more is `431`). Default 100.
     /// Needs a restart.
     pub max_headers: usize,
+    /// Largest HTTP/1 request head in bytes (request line and headers);
+    /// past it hyper answers `431`. Default 64 KiB, at least 8 KiB (hyper's
+    /// floor). Needs a restart.
+    pub max_header_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +83,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             max_connections: 10_000,
             max_headers: 100,
+            max_header_bytes: 64 * 1024,
         }
     }
 }

@@ -65,42 +65,23 @@ pub async fn serve(
     conn: Arc<ConnInfo>,
     request: Request<Incoming>,
 ) -> Result<Response, Infallible> {
-    let started = Instant::now();
     let settings = app.settings();
-    let request_id = request_id(&request);
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    app.metrics.in_flight.inc();
+    let mut exchange = Exchange::begin(&app, &conn, &request);
 
     // Resolve, route and handle, within the request time limit.
-    let mut log = RequestLog::default();
     let limit = settings.config.server.request_timeout;
-    let handled =
-        tokio::time::timeout(limit, handle(&app, &settings, &conn, request, &mut log)).await;
-    let mut response = match handled {
+    let handling = handle(&app, &settings, &conn, request, &mut exchange.log);
+    let mut response = match tokio::time::timeout(limit, handling).await {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => error.into_response(),
         Err(_) => ApiError::Unavailable(format!("request took over {limit:?}")).into_response(),
     };
 
-    // Stamp, count and log.
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    // Stamp; the exchange counts and logs as it ends.
+    if let Ok(value) = HeaderValue::from_str(&exchange.request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
-    app.metrics.in_flight.dec();
-    let status = response.status();
-    let elapsed = started.elapsed();
-    record(&app, &method, log.route, status, elapsed.as_secs_f64());
-    tracing::info!(
-        request.id = %request_id,
-        tenant.schema = log.schema.as_deref().unwrap_or("-"),
-        client.addr = %conn.peer,
-        http.method = %method,
-        http.path = %path,
-        http.status = status.as_u16(),
-        latency_us = elapsed.as_micros() as u64,
-        "request"
-    );
+    exchange.status = Some(response.status());
     Ok(response)
 }
 
@@ -111,6 +92,69 @@ struct RequestLog {
     schema: Option<String>,
 }
 
+/// One request from its head to its end. Dropping it counts the request
+/// and writes its access log line, also when hyper drops the request
+/// because the client left: that one is logged as nginx's `499`.
+struct Exchange<'a> {
+    app: &'a App,
+    conn: &'a ConnInfo,
+    started: Instant,
+    request_id: String,
+    method: http::Method,
+    path: String,
+    log: RequestLog,
+    status: Option<StatusCode>,
+}
+
+/// nginx's status for a request whose client closed the connection.
+fn client_closed() -> StatusCode {
+    StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+impl<'a> Exchange<'a> {
+    fn begin(app: &'a App, conn: &'a ConnInfo, request: &Request<Incoming>) -> Self {
+        app.metrics.in_flight.inc();
+        Exchange {
+            app,
+            conn,
+            started: Instant::now(),
+            request_id: request_id(request),
+            method: request.method().clone(),
+            path: request.uri().path().to_owned(),
+            log: RequestLog {
+                route: "unmatched",
+                schema: None,
+            },
+            status: None,
+        }
+    }
+}
+
+impl Drop for Exchange<'_> {
+    fn drop(&mut self) {
+        self.app.metrics.in_flight.dec();
+        let status = self.status.unwrap_or_else(client_closed);
+        let elapsed = self.started.elapsed();
+        record(
+            self.app,
+            &self.method,
+            self.log.route,
+            status,
+            elapsed.as_secs_f64(),
+        );
+        tracing::info!(
+            request.id = %self.request_id,
+            tenant.schema = self.log.schema.as_deref().unwrap_or("-"),
+            client.addr = %self.conn.peer,
+            http.method = %self.method,
+            http.path = %self.path,
+            http.status = status.as_u16(),
+            latency_us = elapsed.as_micros() as u64,
+            "request"
+        );
+    }
+}
+
 async fn handle(
     app: &App,
     settings: &Arc<Settings>,
@@ -118,8 +162,6 @@ async fn handle(
     request: Request<Incoming>,
     log: &mut RequestLog,
 ) -> Result<Response, ApiError> {
-    log.route = "unmatched";
-
     // Step 1: the host, then the tenant it names.
     let host = request_host(&request)?;
     let target = resolve(app, settings, &host).await?;
@@ -254,7 +296,7 @@ fn is_sane_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.bytes().all(allowed)
 }
 
-fn record(app: &App, method: &http::Method, route: &'static str, status: StatusCode, seconds: f64) {
+fn record(app: &App, method: &http::Method, route: &str, status: StatusCode, seconds: f64) {
     let class = match *method {
         http::Method::GET | http::Method::HEAD => "read",
         http::Method::OPTIONS => "options",

@@ -38,7 +38,8 @@ pub(super) fn builder(server: &ServerConfig) -> Builder {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(server.header_read_timeout)
-        .max_headers(server.max_headers);
+        .max_headers(server.max_headers)
+        .max_buf_size(server.max_header_bytes);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -134,7 +135,18 @@ impl Connection {
         let connection = self.builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(connection);
 
-        let idle_timeout = self.app.settings().config.server.idle_timeout;
+        // hyper's header-read timer starts only once hyper-util has told
+        // HTTP/1 from HTTP/2, so a client that sends nothing (or drips the
+        // HTTP/2 preface) would stay until the idle timeout. The first
+        // request must begin within the header-read timeout instead.
+        let (idle_timeout, first_request) = {
+            let settings = self.app.settings();
+            let server = &settings.config.server;
+            (server.idle_timeout, server.header_read_timeout)
+        };
+        let first_request = tokio::time::sleep(first_request);
+        tokio::pin!(first_request);
+        let mut awaiting_first = true;
         let mut tick = tokio::time::interval(IDLE_CHECK);
         let mut closing = false;
         loop {
@@ -144,6 +156,13 @@ impl Connection {
                         tracing::debug!(%error, "connection ended with an error");
                     }
                     return;
+                }
+                _ = &mut first_request, if awaiting_first => {
+                    if !activity.has_begun() {
+                        tracing::debug!("no request began within the header-read timeout");
+                        return;
+                    }
+                    awaiting_first = false;
                 }
                 _ = self.shutdown.wait_for(|stop| *stop), if !closing => {
                     connection.as_mut().graceful_shutdown();
@@ -169,6 +188,8 @@ fn normalise_sni(name: &str) -> Option<String> {
 /// When a connection last did something, and how many requests it has open.
 struct Activity {
     started: Instant,
+    /// Milliseconds after `started`, plus one, of the last request event;
+    /// zero until the first request begins.
     last_ms: AtomicU64,
     in_flight: AtomicUsize,
 }
@@ -183,8 +204,13 @@ impl Activity {
     }
 
     fn touch(&self) {
-        let now = self.started.elapsed().as_millis() as u64;
+        let now = self.started.elapsed().as_millis() as u64 + 1;
         self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Whether any request has begun on this connection.
+    fn has_begun(&self) -> bool {
+        self.last_ms.load(Ordering::Relaxed) > 0
     }
 
     fn begin(self: &Arc<Self>) -> ActivityGuard {
@@ -198,8 +224,10 @@ impl Activity {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
             return Duration::ZERO;
         }
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        self.started.elapsed().saturating_sub(last)
+        let last = self.last_ms.load(Ordering::Relaxed).saturating_sub(1);
+        self.started
+            .elapsed()
+            .saturating_sub(Duration::from_millis(last))
     }
 }
 

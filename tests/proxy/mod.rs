@@ -242,6 +242,10 @@ fn urls_are_split_around_the_host() {
     let (prefix, upstream, rest) = split_url("postgresql://u:p@w@localhost/db?sslmode=disable");
     assert_eq!(
         (prefix.as_str(), upstream.as_str(), rest.as_str()),
-        ("postgresql://u:p@w@", "localhost:5432", "/db?sslmode=disable")
+        (
+            "postgresql://u:p@w@",
+            "localhost:5432",
+            "/db?sslmode=disable"
+        )
     );
 }
