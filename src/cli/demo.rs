@@ -28,23 +28,38 @@ pub(super) struct DemoArgs {
     https: SocketAddr,
 }
 
-/// Schema, name, domain, paid until (None: on trial), user.
-const TENANTS: [(&str, &str, &str, Option<(i32, u32, u32)>, &str); 3] = [
-    ("acme", "Acme Corp", "acme.localhost", None, "alice"),
-    (
-        "globex",
-        "Globex",
-        "globex.localhost",
-        Some((2099, 12, 31)),
-        "bob",
-    ),
-    (
-        "lapsed",
-        "Lapsed Ltd",
-        "lapsed.localhost",
-        Some((2020, 1, 1)),
-        "carol",
-    ),
+/// A tenant the demo creates, with its one user.
+struct DemoTenant {
+    schema: &'static str,
+    name: &'static str,
+    domain: &'static str,
+    /// Year, month and day it is paid until; `None`: on trial.
+    paid_until: Option<(i32, u32, u32)>,
+    user: &'static str,
+}
+
+const TENANTS: [DemoTenant; 3] = [
+    DemoTenant {
+        schema: "acme",
+        name: "Acme Corp",
+        domain: "acme.localhost",
+        paid_until: None,
+        user: "alice",
+    },
+    DemoTenant {
+        schema: "globex",
+        name: "Globex",
+        domain: "globex.localhost",
+        paid_until: Some((2099, 12, 31)),
+        user: "bob",
+    },
+    DemoTenant {
+        schema: "lapsed",
+        name: "Lapsed Ltd",
+        domain: "lapsed.localhost",
+        paid_until: Some((2020, 1, 1)),
+        user: "carol",
+    },
 ];
 const DEMO_PASSWORD: &str = "demo-password";
 
@@ -59,9 +74,9 @@ pub(super) async fn run(
 
     // Tenants, users and a post each; the operator in public.
     let encoded = password::make(DEMO_PASSWORD, config.auth.password_iterations);
-    for (schema, name, domain, paid, username) in TENANTS {
-        ensure_tenant(&pool, &settings, schema, name, domain, paid).await?;
-        ensure_user(&pool, schema, username, &encoded, false).await?;
+    for tenant in &TENANTS {
+        ensure_tenant(&pool, &settings, tenant).await?;
+        ensure_user(&pool, tenant.schema, tenant.user, &encoded, false).await?;
     }
     ensure_user(&pool, "public", "admin", &encoded, true).await?;
     let pending = migrate::pending_tenants(&pool, None).await?;
@@ -69,7 +84,7 @@ pub(super) async fn run(
 
     // A certificate for the demo domains, and HTTPS on.
     std::fs::create_dir_all(&args.dir)?;
-    let mut names: Vec<String> = TENANTS.iter().map(|t| t.2.to_owned()).collect();
+    let mut names: Vec<String> = TENANTS.iter().map(|t| t.domain.to_owned()).collect();
     names.push("localhost".to_owned());
     let (cert, key) = tls::write_self_signed(&args.dir, &names)?;
     config.tls = Some(TlsConfig {
@@ -87,17 +102,15 @@ pub(super) async fn run(
 async fn ensure_tenant(
     pool: &Pool,
     settings: &Settings,
-    schema: &str,
-    name: &str,
-    domain: &str,
-    paid: Option<(i32, u32, u32)>,
+    tenant: &DemoTenant,
 ) -> anyhow::Result<()> {
+    let paid = tenant.paid_until;
     let new = NewTenant {
-        schema_name: schema.to_owned(),
-        name: name.to_owned(),
+        schema_name: tenant.schema.to_owned(),
+        name: tenant.name.to_owned(),
         paid_until: paid.and_then(|(y, m, d)| NaiveDate::from_ymd_opt(y, m, d)),
         on_trial: paid.is_none(),
-        domains: vec![domain.to_owned()],
+        domains: vec![tenant.domain.to_owned()],
     };
     match store::create(pool, &new, &settings.rules).await {
         Ok(_) | Err(StoreError::Taken { .. }) => Ok(()),
