@@ -3,9 +3,11 @@
 #
 # Builds the release binaries, fills a fresh database `botora_bench` with
 # 100 tenants (one user and 50 posts each), starts Botora, the baseline
-# floor and the fixed-body ceiling on their own ports, then runs each
-# scenario with wrk, Botora and its reference in turn (A B A B), and prints
-# a markdown table that is also written to bench-results/load-<date>.md.
+# floor and the fixed-body ceiling on their own ports (plain and HTTPS),
+# then runs each scenario with wrk, Botora and its reference in turn
+# (A B A B), and prints a markdown table that is also written to
+# bench-results/load-<date>.md. posts-1k runs last, after 900 more tenants
+# are added.
 #
 #   benches/load.sh
 #
@@ -14,7 +16,7 @@
 #   DURATION      length of each measured run [10s]
 #   ROUNDS        A B pairs per scenario [2]
 #   THREADS, CONNECTIONS   wrk's -t and -c [2, 32]
-#   PORT_BASE     first of four consecutive ports [18400]
+#   PORT_BASE     first of six consecutive ports [18400]
 #   KEEP=1        keep the database and the work directory afterwards
 #
 # Everything started here is stopped on exit. Needs cargo, psql, curl, jq
@@ -30,6 +32,7 @@ THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
 PORT_BASE=${PORT_BASE:-18400}
 TENANTS=100
+MORE_TENANTS=1000
 POSTS_PER_TENANT=50
 BENCH_DB=botora_bench
 PASSWORD=bench-password-1
@@ -38,14 +41,22 @@ BOTORA_PORT=$PORT_BASE
 ADMIN_PORT=$((PORT_BASE + 1))
 BASELINE_PORT=$((PORT_BASE + 2))
 FIXED_PORT=$((PORT_BASE + 3))
+BOTORA_TLS_PORT=$((PORT_BASE + 4))
+BASELINE_TLS_PORT=$((PORT_BASE + 5))
 BOTORA="$ROOT/target/release/botora"
 BASELINE="$ROOT/target/release/botora-baseline"
 WORK=$(mktemp -d /tmp/botora-bench.XXXXXX)
 CONFIG="$WORK/config.toml"
 HOSTS="$WORK/hosts.txt"
+HOSTS_1K="$WORK/hosts-1k.txt"
+CERT="$WORK/bench.pem"
+KEY="$WORK/bench.key"
 RESULTS="$WORK/results.tsv"
 STARTED_AT=$SECONDS
 PIDS=()
+# The process serving each port, for its CPU time.
+declare -A PID_OF
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 # The environment must not override the bench config.
 unset BOTORA_CONFIG BOTORA_LISTEN BOTORA_ADMIN_LISTEN BOTORA_DATABASE_URL \
@@ -89,7 +100,7 @@ check_tools() {
         say "installing wrk"
         apt-get install -y wrk >/dev/null
     fi
-    for tool in cargo psql curl jq; do
+    for tool in cargo psql curl jq openssl; do
         command -v "$tool" >/dev/null || die "$tool is missing"
     done
 }
@@ -126,7 +137,19 @@ level = "warn"
 
 [admin]
 listen = "127.0.0.1:$ADMIN_PORT"
+
+[tls]
+listen = "127.0.0.1:$BOTORA_TLS_PORT"
+default_cert = "$CERT"
+default_key = "$KEY"
 EOF
+}
+
+# A self-signed P-256 certificate for every bench host.
+write_certificate() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -days 2 -subj /CN=bench -addext 'subjectAltName=DNS:*.bench' \
+        -keyout "$KEY" -out "$CERT" 2>/dev/null
 }
 
 # A fresh database with 100 tenants, one user and 50 posts each.
@@ -137,26 +160,36 @@ fill_database() {
         -c "CREATE DATABASE $BENCH_DB" >/dev/null
     "$BOTORA" -c "$CONFIG" migrate >/dev/null
 
-    # Tenants through the CLI, four at a time.
-    say "creating $TENANTS tenants"
-    seq -f 't%03g' 1 "$TENANTS" | xargs -P 4 -I '{}' \
-        "$BOTORA" -c "$CONFIG" tenant create --schema '{}' --name 'Bench {}' \
-        --domain '{}.bench' --on-trial >/dev/null
+    create_tenants 1 "$TENANTS"
 
     # One user through the CLI; its hash is copied to every other tenant.
     printf '%s\n' "$PASSWORD" |
         "$BOTORA" -c "$CONFIG" user create bench --tenant t001 >/dev/null
     local hash
     hash=$(psql "$BENCH_URL" -qAtX -c "SELECT password FROM t001.auth_user")
-    say "adding users and $POSTS_PER_TENANT posts per tenant"
-    seed_sql "$hash" | psql "$BENCH_URL" -qX -v ON_ERROR_STOP=1 >/dev/null
+    HASH=$hash
+    seed 1 "$TENANTS"
 }
 
-# SQL for the users (all but t001's) and every tenant's posts.
+# Tenants t<from> to t<to> through the CLI, four at a time.
+create_tenants() {
+    say "creating tenants $1 to $2"
+    seq -f 't%03g' "$1" "$2" | xargs -P 4 -I '{}' \
+        "$BOTORA" -c "$CONFIG" tenant create --schema '{}' --name 'Bench {}' \
+        --domain '{}.bench' --on-trial >/dev/null
+}
+
+# Users (all but t001's, which has its own) and posts of t<from> to t<to>.
+seed() {
+    say "adding users and $POSTS_PER_TENANT posts to tenants $1 to $2"
+    seed_sql "$HASH" "$1" "$2" | psql "$BENCH_URL" -qX -v ON_ERROR_STOP=1 >/dev/null
+}
+
+# SQL for seed: the hash, then the first and last tenant number.
 seed_sql() {
     local hash=$1 schema
     echo "BEGIN;"
-    for schema in $(seq -f 't%03g' 1 "$TENANTS"); do
+    for schema in $(seq -f 't%03g' "$2" "$3"); do
         if [[ $schema != t001 ]]; then
             echo "INSERT INTO $schema.auth_user (password, is_superuser, username,
                 first_name, last_name, email, is_staff, is_active, date_joined)
@@ -175,10 +208,18 @@ start_servers() {
     say "starting botora, the baseline and the fixed-body server"
     "$BOTORA" -c "$CONFIG" serve 2>"$WORK/botora.log" &
     PIDS+=($!)
+    PID_OF[$BOTORA_PORT]=$!
+    PID_OF[$BOTORA_TLS_PORT]=$!
     "$BASELINE" --listen "127.0.0.1:$BASELINE_PORT" --database-url "$BENCH_URL" &
     PIDS+=($!)
+    PID_OF[$BASELINE_PORT]=$!
     "$BASELINE" --listen "127.0.0.1:$FIXED_PORT" --database-url "$BENCH_URL" --fixed &
     PIDS+=($!)
+    PID_OF[$FIXED_PORT]=$!
+    "$BASELINE" --listen "127.0.0.1:$BASELINE_TLS_PORT" --database-url "$BENCH_URL" \
+        --tls-cert "$CERT" --tls-key "$KEY" &
+    PIDS+=($!)
+    PID_OF[$BASELINE_TLS_PORT]=$!
     wait_for "http://127.0.0.1:$ADMIN_PORT/readyz"
     wait_for "http://127.0.0.1:$FIXED_PORT/"
     wait_for "http://127.0.0.1:$BASELINE_PORT/" -H "Host: t001.bench"
@@ -197,17 +238,17 @@ wait_for() {
     die "$url did not answer 200 within 20s (see $WORK/botora.log)"
 }
 
-# One access token per tenant, from Botora's login endpoint.
+# One access token per tenant t<from> to t<to>, from Botora's login
+# endpoint, appended to file $3 as "<host> <token>" lines.
 fetch_tokens() {
-    say "logging in on every tenant"
+    say "logging in on tenants $1 to $2"
     local schema host token
-    : >"$HOSTS"
-    for schema in $(seq -f 't%03g' 1 "$TENANTS"); do
+    for schema in $(seq -f 't%03g' "$1" "$2"); do
         host="$schema.bench"
         token=$(curl -fsS -H "Host: $host" -H 'Content-Type: application/json' \
             -d "{\"username\":\"bench\",\"password\":\"$PASSWORD\"}" \
             "http://127.0.0.1:$BOTORA_PORT/api/token/" | jq -er .access)
-        printf '%s %s\n' "$host" "$token" >>"$HOSTS"
+        printf '%s %s\n' "$host" "$token" >>"$3"
     done
 }
 
@@ -229,12 +270,20 @@ check_same_body() {
     fi
 }
 
-# Runs wrk once: name, port, path, wrk duration, then the script's args.
+# CPU time (user and system) a process has used, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# Runs wrk once: output file, port, path, wrk duration, then the script's
+# args. SCHEME (http or https) and WRK_CONNECTION_CLOSE (read by
+# rotate.lua) apply. The server's CPU ticks over the run go to <out>.cpu.
 run_wrk() {
-    local out=$1 port=$2 path=$3 duration=$4
+    local out=$1 port=$2 path=$3 duration=$4 before
     shift 4
+    before=$(cpu_ticks "${PID_OF[$port]}")
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency \
-        -s "$ROOT/benches/rotate.lua" "http://127.0.0.1:$port$path" -- "$@" >"$out"
+        -s "$ROOT/benches/rotate.lua" "${SCHEME:-http}://127.0.0.1:$port$path" -- "$@" \
+        >"$out"
+    echo $(($(cpu_ticks "${PID_OF[$port]}") - before)) >"$out.cpu"
 }
 
 # Milliseconds from one of wrk's latency figures (850.00us, 1.20ms, 1.01s).
@@ -249,7 +298,7 @@ to_ms() {
 # Appends one result line: scenario, server, round, expected status, file.
 record() {
     local scenario=$1 server=$2 round=$3 expect=$4 file=$5
-    local rps p50 p99 total non2xx socket bad
+    local rps p50 p99 total non2xx socket bad cpu
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$file")
     p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$file")")
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$file")")
@@ -264,12 +313,15 @@ record() {
     else
         bad=$((total - non2xx + socket))
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-        "$scenario" "$server" "$round" "$rps" "$p50" "$p99" "$bad" >>"$RESULTS"
+    # Microseconds of the server's CPU per request answered.
+    cpu=$(awk -v t="$(cat "$file.cpu")" -v n="$total" -v us="$TICK_US" \
+        'BEGIN { printf "%.1f", n ? t * us / n : 0 }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$scenario" "$server" "$round" "$rps" "$p50" "$p99" "$bad" "$cpu" >>"$RESULTS"
 }
 
 # scenario, path, botora's expected status, reference server, its port,
-# then the Lua script's arguments.
+# then the Lua script's arguments. BOTORA_AT overrides Botora's port.
 scenario() {
     local name=$1 path=$2 expect=$3 reference=$4 ref_port=$5
     shift 5
@@ -277,7 +329,7 @@ scenario() {
     local round file
     for round in $(seq "$ROUNDS"); do
         file="$WORK/$name-botora-$round.txt"
-        run_wrk "$file" "$BOTORA_PORT" "$path" "$DURATION" "$@"
+        run_wrk "$file" "${BOTORA_AT:-$BOTORA_PORT}" "$path" "$DURATION" "$@"
         record "$name" botora "$round" "$expect" "$file"
         file="$WORK/$name-$reference-$round.txt"
         run_wrk "$file" "$ref_port" "$path" "$DURATION" "$@"
@@ -301,12 +353,13 @@ table() {
             key = $1 "\t" $2
             if (!(key in n)) order[++keys] = key
             n[key]++; rps[key] += $4; p50[key] += $5; p99[key] += $6; bad[key] += $7
+            cpu[key] += $8
             runs[key] = runs[key] (runs[key] == "" ? "" : " / ") sprintf("%.0f", $4)
             if ($2 != "botora") ref[$1] = key
         }
         END {
-            print "| scenario | server | req/s | p50 ms | p99 ms | req/s ratio | p99 ratio | per round req/s | bad |"
-            print "|---|---|---:|---:|---:|---:|---:|---|---:|"
+            print "| scenario | server | req/s | p50 ms | p99 ms | req/s ratio | p99 ratio | server CPU µs/req | per round req/s | bad |"
+            print "|---|---|---:|---:|---:|---:|---:|---:|---|---:|"
             for (i = 1; i <= keys; i++) {
                 key = order[i]; split(key, part, "\t")
                 r = rps[key] / n[key]; q = p99[key] / n[key]
@@ -316,8 +369,9 @@ table() {
                     ratio = sprintf("%.2f", r / (rps[other] / n[other]))
                     p99ratio = sprintf("%.2f", q / (p99[other] / n[other]))
                 }
-                printf "| %s | %s | %.0f | %.2f | %.2f | %s | %s | %s | %d |\n",
-                    part[1], part[2], r, p50[key] / n[key], q, ratio, p99ratio, runs[key], bad[key]
+                printf "| %s | %s | %.0f | %.2f | %.2f | %s | %s | %.1f | %s | %d |\n",
+                    part[1], part[2], r, p50[key] / n[key], q, ratio, p99ratio,
+                    cpu[key] / n[key], runs[key], bad[key]
             }
         }' "$RESULTS"
 }
@@ -346,10 +400,15 @@ report() {
         echo "  check, auth, transaction, metrics or logs); \`fixed\` answers a fixed body"
         echo "  without the database, the ceiling of HTTP here. \`me\` has no floor of its"
         echo "  own, so it is shown against the ceiling."
+        echo "- \`server CPU µs/req\`: user and system CPU time of the server process"
+        echo "  over the run, divided by the requests answered (PostgreSQL's not included)."
         echo "- \`bad\`: answers other than the expected status (200; 404 for Botora in"
         echo "  not-found and route-404) plus wrk socket errors."
         echo "- Botora's and the baseline's post pages identical: $SAME_BODY."
-        echo "- Not run: posts-1k (1,000 tenants) and tls."
+        echo "- tls: HTTPS (TLS 1.3, P-256 certificate, no SNI, wrk's OpenSSL client);"
+        echo "  tls-handshake sends \`Connection: close\`, so every request is a new"
+        echo "  connection and a full handshake. The baseline uses Botora's rustls setup."
+        echo "- posts-1k rotates over $MORE_TENANTS tenants with the default cache."
         echo "- Wall time of the script: $((SECONDS - STARTED_AT)) s."
     } | tee "$file"
     say "written to $file"
@@ -359,10 +418,12 @@ main() {
     check_tools
     build
     local built_at=$SECONDS
+    write_certificate
     write_config
     fill_database
     start_servers
-    fetch_tokens
+    : >"$HOSTS"
+    fetch_tokens 1 "$TENANTS" "$HOSTS"
     check_same_body
     warm_up
 
@@ -372,6 +433,19 @@ main() {
     scenario not-found /api/posts/ 404 fixed "$FIXED_PORT" random
     scenario me /api/me/ 200 fixed "$FIXED_PORT" tenants "$HOSTS"
     scenario route-404 /nope/ 404 fixed "$FIXED_PORT" tenants "$HOSTS"
+    SCHEME=https BOTORA_AT=$BOTORA_TLS_PORT scenario tls /api/posts/ 200 baseline \
+        "$BASELINE_TLS_PORT" tenants "$HOSTS"
+    SCHEME=https BOTORA_AT=$BOTORA_TLS_PORT WRK_CONNECTION_CLOSE=1 scenario tls-handshake /api/posts/ 200 \
+        baseline "$BASELINE_TLS_PORT" tenants "$HOSTS"
+
+    # 900 more tenants, then the posts scenario over all of them.
+    create_tenants $((TENANTS + 1)) "$MORE_TENANTS"
+    seed $((TENANTS + 1)) "$MORE_TENANTS"
+    cp "$HOSTS" "$HOSTS_1K"
+    fetch_tokens $((TENANTS + 1)) "$MORE_TENANTS" "$HOSTS_1K"
+    run_wrk "$WORK/warm.txt" "$BOTORA_PORT" /api/posts/ 3s tenants "$HOSTS_1K"
+    run_wrk "$WORK/warm.txt" "$BASELINE_PORT" /api/posts/ 3s tenants "$HOSTS_1K"
+    scenario posts-1k /api/posts/ 200 baseline "$BASELINE_PORT" tenants "$HOSTS_1K"
     say "benchmark took $((SECONDS - built_at)) s after the build"
     report
 }

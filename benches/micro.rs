@@ -1,17 +1,24 @@
-//! Micro-benchmarks of the per-request work that needs no database: host
-//! normalisation, token verification, JSON encoding of a post page, and a
-//! password check at the test suite's iteration count.
+//! Micro-benchmarks of the per-request work: host normalisation, a tenant
+//! lookup that hits the cache, token verification, JSON encoding of a post
+//! page, and a password check at the test suite's iteration count.
 //!
 //! Run with `cargo bench --bench micro` (add `-- --quick` for a short run).
+//! The cache-hit benchmark fills its cache from a real PostgreSQL
+//! (`DATABASE_URL`, default the local server; it makes a database
+//! `botora_micro` there) and is skipped, with a note, when none answers.
 
 use std::hint::black_box;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use botora::auth::password::{self, Verdict};
 use botora::auth::token::{Keys, TokenType};
-use botora::config::{AuthConfig, KeyConfig};
+use botora::config::{AuthConfig, Config, KeyConfig};
+use botora::db::{self, migrate};
+use botora::metrics::Metrics;
 use botora::tenant::host;
+use botora::tenant::resolve::Resolver;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde::{Serialize, Serializer};
@@ -31,6 +38,65 @@ fn hosts(c: &mut Criterion) {
         group.bench_function(name, |b| b.iter(|| host::normalize(black_box(raw))));
     }
     group.finish();
+}
+
+/// Host of the one tenant the cache-hit benchmark resolves.
+const CACHED_HOST: &str = "acme.micro.test";
+
+fn cache_hits(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let resolver = match runtime.block_on(filled_resolver()) {
+        Ok(resolver) => resolver,
+        Err(error) => {
+            eprintln!("tenant_lookup/cache_hit skipped: no database ({error})");
+            return;
+        }
+    };
+    c.bench_function("tenant_lookup/cache_hit", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { resolver.lookup(black_box(CACHED_HOST)).await })
+    });
+}
+
+/// A resolver whose cache holds [`CACHED_HOST`], looked up once for real.
+async fn filled_resolver() -> anyhow::Result<Resolver> {
+    let server = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM pg_database WHERE datname = 'botora_micro'",
+            &[],
+        )
+        .await?;
+    if exists.is_none() {
+        client.batch_execute("CREATE DATABASE botora_micro").await?;
+    }
+    let mut config = Config::default();
+    config.database.url = format!(
+        "{}/botora_micro",
+        server.rsplit_once('/').map_or("", |s| s.0)
+    );
+    let pool = db::new_pool(&config.database)?;
+    migrate::migrate_public(&pool).await?;
+    pool.get()
+        .await?
+        .batch_execute(&format!(
+            "INSERT INTO public.tenants_client (schema_name, name, on_trial, created_on)
+             VALUES ('acme', 'Acme', true, current_date) ON CONFLICT DO NOTHING;
+             INSERT INTO public.tenants_domain (domain, tenant_id, is_primary)
+             SELECT '{CACHED_HOST}', id, true FROM public.tenants_client
+             WHERE schema_name = 'acme' ON CONFLICT DO NOTHING;"
+        ))
+        .await?;
+    let resolver = Resolver::new(pool, &config.tenancy, Arc::new(Metrics::new(0)?));
+    resolver.set_listening(true);
+    anyhow::ensure!(
+        resolver.lookup(CACHED_HOST).await?.is_some(),
+        "tenant not found"
+    );
+    Ok(resolver)
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -169,5 +235,5 @@ fn passwords(c: &mut Criterion) {
     });
 }
 
-criterion_group!(micro, hosts, tokens, json, passwords);
+criterion_group!(micro, hosts, cache_hits, tokens, json, passwords);
 criterion_main!(micro);

@@ -6,6 +6,10 @@
 --                    sending both headers; each thread starts elsewhere
 --   random           a fresh random host under .invalid per request, for
 --                    the flood of unknown names
+--
+-- With WRK_CONNECTION_CLOSE=1 in the environment every request also sends
+-- `Connection: close`, so each one opens a new connection (a full TLS
+-- handshake on https).
 
 local threads_started = 0
 
@@ -15,6 +19,7 @@ function setup(thread)
   thread:set("thread_number", threads_started)
 end
 
+local close = os.getenv("WRK_CONNECTION_CLOSE") == "1"
 local mode = "tenants"
 local entries = {}
 local position = 0
@@ -24,7 +29,9 @@ local function read_entries(path)
   for line in file:lines() do
     local host, token = line:match("^(%S+)%s+(%S+)")
     if host then
-      entries[#entries + 1] = { Host = host, Authorization = "Bearer " .. token }
+      local headers = { Host = host, Authorization = "Bearer " .. token }
+      if close then headers.Connection = "close" end
+      entries[#entries + 1] = headers
     end
   end
   file:close()
@@ -48,7 +55,9 @@ function request()
   if mode == "random" then
     local host = string.format("nx%x%x.invalid",
       math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
-    return wrk.format(nil, nil, { Host = host })
+    local headers = { Host = host }
+    if close then headers.Connection = "close" end
+    return wrk.format(nil, nil, headers)
   end
   position = position % #entries + 1
   return wrk.format(nil, nil, entries[position])

@@ -562,6 +562,7 @@ async fn http2_ping_settings_and_continuation_floods_leave_the_server_serving() 
     let pings = (0..20_000u64).map(|n| frame(0x6, 0, 0, &n.to_be_bytes()));
     let outcome = flood(addr, pings).await;
     eprintln!("PING flood: {outcome:?}");
+    assert!(outcome.bytes_back > 0, "no answer to the PING flood at all");
     assert_eq!(site.read_h2().await, 200);
 
     // SETTINGS_MAX_CONCURRENT_STREAMS = 100, over and over.
@@ -676,6 +677,7 @@ async fn a_login_flood_cannot_starve_reads() {
     );
     let hash = botora::auth::password::make("flood-pw-1", iterations);
     let conn = site.fixtures.get().await.unwrap();
+    let flooder = i32::try_from(flooder).unwrap();
     conn.execute(&sql, &[&hash, &flooder]).await.unwrap();
     let started = Instant::now();
     site.server

@@ -12,14 +12,15 @@
 //! slower than the thing it bounds; the map is the cheapest cache there is.
 //! Unknown hosts are not remembered (`404` after a query each time): the
 //! not-found flood is compared with `--fixed`, never with this mode.
-
-// Cargo also builds this file as a libtest bench target (see Cargo.toml);
-// there `main` is not the entry point and nothing here is used.
-#![cfg_attr(test, allow(dead_code, unused_imports))]
+//!
+//! With `--tls-cert` and `--tls-key` it speaks HTTPS only, through the same
+//! rustls configuration as Botora's HTTPS listener (provider, versions,
+//! ALPN), so the `tls` scenario compares like with like.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
@@ -33,9 +34,12 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
 use serde::{Serialize, Serializer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_postgres::NoTls;
+use tokio_rustls::TlsAcceptor;
 
 /// Posts per page, as Botora's default `api.page_size`.
 const PAGE_SIZE: i64 = 20;
@@ -62,6 +66,12 @@ struct Args {
     /// Answer a fixed small JSON body without touching the database.
     #[arg(long)]
     fixed: bool,
+    /// PEM certificate: serve HTTPS (needs `--tls-key`).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// The two statements of one schema, its name quoted into the SQL.
@@ -263,14 +273,35 @@ async fn serve_fixed(_: Request<Incoming>) -> Result<Response<Body>, Infallible>
     Ok(json(StatusCode::OK, Bytes::from_static(FIXED_BODY)))
 }
 
+/// Botora's own HTTPS configuration around one certificate.
+fn tls_acceptor(cert: PathBuf, key: PathBuf) -> anyhow::Result<TlsAcceptor> {
+    let config = botora::config::TlsConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        default_cert: cert,
+        default_key: key,
+        certs: Vec::new(),
+        cert_dir: None,
+        handshake_timeout: std::time::Duration::from_secs(10),
+    };
+    let store = botora::listen::tls::CertStore::load(&config)?;
+    let resolver = Arc::new(botora::listen::tls::Resolver::new(store));
+    Ok(TlsAcceptor::from(botora::listen::tls::server_config(
+        resolver,
+    )?))
+}
+
 /// Accepts connections forever, each served by hyper's auto builder.
 async fn run(args: Args) -> anyhow::Result<()> {
     let floor = match args.fixed {
         true => None,
         false => Some(Arc::new(Floor::new(&args.database_url)?)),
     };
+    let acceptor = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        _ => None,
+    };
     let listener = TcpListener::bind(args.listen).await?;
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let builder = Builder::new(TokioExecutor::new());
     loop {
         // A failed accept (a reset, a full descriptor table) is skipped.
         let Ok((stream, _)) = listener.accept().await else {
@@ -278,20 +309,34 @@ async fn run(args: Args) -> anyhow::Result<()> {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(stream);
-        let builder = builder.clone();
-        let floor = floor.clone();
+        let (builder, floor, acceptor) = (builder.clone(), floor.clone(), acceptor.clone());
         tokio::spawn(async move {
-            // A client that goes away mid-request is not worth a word.
-            let _ = match floor {
-                Some(floor) => {
-                    let service = service_fn(move |r| serve_posts(Arc::clone(&floor), r));
-                    builder.serve_connection(io, service).await
+            // A failed handshake or a client that goes away is not worth a word.
+            match acceptor {
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        serve(builder, floor, stream).await;
+                    }
                 }
-                None => builder.serve_connection(io, service_fn(serve_fixed)).await,
-            };
+                None => serve(builder, floor, stream).await,
+            }
         });
     }
+}
+
+/// Serves one connection: the floor's posts, or the fixed body.
+async fn serve<IO>(builder: Builder<TokioExecutor>, floor: Option<Arc<Floor>>, io: IO)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
+    let _ = match floor {
+        Some(floor) => {
+            let service = service_fn(move |r| serve_posts(Arc::clone(&floor), r));
+            builder.serve_connection(io, service).await
+        }
+        None => builder.serve_connection(io, service_fn(serve_fixed)).await,
+    };
 }
 
 fn main() -> anyhow::Result<()> {
