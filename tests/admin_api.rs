@@ -389,8 +389,6 @@ async fn taken_values_conflict_and_leave_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "bug: src/tenant/store.rs create() checks a taken schema with query_opt over a \
-            UNION ALL that returns two rows for any real tenant (row + schema): 503, not 409"]
 async fn a_tenants_schema_is_taken() {
     let (server, pool, token) = operator().await;
     let (taken_schema, taken_domain) = tenant(&pool, "taken").await;
@@ -725,8 +723,6 @@ async fn only_public_superusers_may_operate() {
 }
 
 #[tokio::test]
-#[ignore = "bug: src/handlers/tenants.rs list() parses ?page= before require_superuser, so a \
-            malformed page number answers 404 to callers who are not authenticated"]
 async fn authentication_comes_before_the_page_number() {
     let server = TestServer::start().await;
     for page in ["0", "-1", "abc"] {

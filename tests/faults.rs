@@ -585,8 +585,6 @@ async fn a_tenant_creation_abandoned_halfway_is_all_or_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "bug: an abandoned tenant creation's statement keeps running on a pooled connection \
-            (src/tenant/store.rs create uses a plain transaction, not a cancelling scope)"]
 async fn an_abandoned_tenant_creation_does_not_leave_its_statement_running() {
     let rig = rig(|_| {}).await;
     let (_, _, locker) = tenant_creation_stuck_at_its_domain(&rig).await;

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::{GenericClient, Pool};
 use futures_util::{StreamExt, stream};
 
 use crate::tenant::schema::quote_ident;
@@ -103,10 +103,11 @@ pub struct Outcome {
     pub result: Result<Vec<&'static str>, MigrateError>,
 }
 
-/// Applies what is pending of `list` to `schema` inside `tx`, creating the
-/// schema when it does not exist. Returns the files applied.
+/// Applies what is pending of `list` to `schema` inside the transaction
+/// open on `tx`, creating the schema when it does not exist. Returns the
+/// files applied.
 pub async fn apply(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     schema: &str,
     list: &'static [Migration],
 ) -> Result<Vec<&'static str>, MigrateError> {

@@ -51,6 +51,19 @@ impl Scope {
         Scope::begin_on(pool.get().await?, schema).await
     }
 
+    /// Checks a connection out of `pool` and opens a transaction that keeps
+    /// the session's path (`pg_catalog` alone on the request pool), for
+    /// statements that name their schemas, such as creating a tenant.
+    /// Dropped before commit, it rolls back like any scope, cancelling a
+    /// statement still running.
+    pub async fn begin_unscoped(pool: &Pool) -> Result<Scope, DbError> {
+        let scope = Scope {
+            conn: Some(pool.get().await?),
+        };
+        scope.client().batch_execute("BEGIN").await?;
+        Ok(scope)
+    }
+
     /// Opens the scoped transaction on a connection already checked out.
     pub(super) async fn begin_on(conn: Object, schema: &str) -> Result<Scope, DbError> {
         let set_path = conn.prepare_cached(SET_PATH).await?;

@@ -14,6 +14,7 @@ use tokio_postgres::types::ToSql;
 use super::fields::{Errors, Text};
 use super::pages::{Page, PageRequest};
 use super::{authenticated, read_body};
+use crate::auth::token::Claims;
 use crate::auth::users::{self, User};
 use crate::db::{Query, Scope};
 use crate::http::{ApiError, Response, empty_response, json_response};
@@ -105,16 +106,17 @@ pub(super) async fn list(
     context: &Context<'_>,
     request: Request<Incoming>,
 ) -> Result<Response, ApiError> {
+    let claims = crate::auth::bearer(context, request.headers())?;
     let page_size = context.settings.config.api.page_size;
-    let page = PageRequest::from_query(request.uri().query(), page_size)?;
-    let offset = page.offset()?;
+    let page = PageRequest::from_query(request.uri().query(), page_size)
+        .and_then(|page| Ok((page.offset()?, page)));
+    let (offset, page) = match page {
+        Ok(page) => page,
+        Err(error) => return Err(refuse_after_user(context, &claims, error).await),
+    };
     let page_params: [&(dyn ToSql + Sync); 2] = [&offset, &page.size];
-    let mut rows = read_as_user(
-        context,
-        request.headers(),
-        &[(COUNT, &[]), (PAGE, &page_params)],
-    )
-    .await?;
+    let queries: [Query<'_>; 2] = [(COUNT, &[]), (PAGE, &page_params)];
+    let mut rows = read_as_user(context, &claims, &queries).await?;
 
     let posts = rows
         .pop()
@@ -139,7 +141,10 @@ pub(super) async fn create(
     context: &Context<'_>,
     request: Request<Incoming>,
 ) -> Result<Response, ApiError> {
+    // The user first, as DRF does; no connection is held while the body
+    // arrives (the scope below finds the user in the cache).
     let claims = crate::auth::bearer(context, request.headers())?;
+    read_as_user(context, &claims, &[]).await?;
     let body = read_body(context, request).await?;
     let mut errors = Errors::default();
     let title = TITLE.read(&body, &mut errors);
@@ -169,9 +174,13 @@ pub(super) async fn retrieve(
     context: &Context<'_>,
     request: Request<Incoming>,
 ) -> Result<Response, ApiError> {
-    let id = post_id(context)?;
+    let claims = crate::auth::bearer(context, request.headers())?;
+    let id = match post_id(context) {
+        Ok(id) => id,
+        Err(error) => return Err(refuse_after_user(context, &claims, error).await),
+    };
     let params: [&(dyn ToSql + Sync); 1] = [&id];
-    let mut rows = read_as_user(context, request.headers(), &[(ONE, &params)]).await?;
+    let mut rows = read_as_user(context, &claims, &[(ONE, &params)]).await?;
     let found = rows.pop().unwrap_or_default();
     let post = found
         .first()
@@ -180,16 +189,15 @@ pub(super) async fn retrieve(
     Ok(json_response(StatusCode::OK, &post))
 }
 
-/// Authenticates the bearer token, then runs `queries` in one read; the
-/// user is looked up in the same round trip unless it is cached. Returns
-/// the rows of `queries` once the user is known to be active.
+/// Runs `queries` in one read for the user of verified `claims`; the user
+/// is looked up in the same round trip unless it is cached. Returns the
+/// rows of `queries` once the user is known to be active.
 async fn read_as_user(
     context: &Context<'_>,
-    headers: &http::HeaderMap,
+    claims: &Claims,
     queries: &[Query<'_>],
 ) -> Result<Vec<Vec<Row>>, ApiError> {
-    let claims = crate::auth::bearer(context, headers)?;
-    let id = crate::auth::claimed_id(&claims)?;
+    let id = crate::auth::claimed_id(claims)?;
     let schema = context.target.schema();
     let cached = context.app.users.peek(schema, id).await;
     let user_params: [&(dyn ToSql + Sync); 1] = [&id];
@@ -198,7 +206,10 @@ async fn read_as_user(
         all.push((users::BY_ID, &user_params));
     }
 
-    let mut rows = super::read(context, &all).await?;
+    let mut rows = match all.is_empty() {
+        true => Vec::new(),
+        false => super::read(context, &all).await?,
+    };
     let user = match cached {
         Some(user) => user,
         None => {
@@ -211,14 +222,26 @@ async fn read_as_user(
     Ok(rows)
 }
 
+/// `error` (a bad page or id), unless the token's user is gone or inactive:
+/// DRF checks the user before it looks at the query or the path.
+async fn refuse_after_user(context: &Context<'_>, claims: &Claims, error: ApiError) -> ApiError {
+    match read_as_user(context, claims, &[]).await {
+        Ok(_) => error,
+        Err(refusal) => refusal,
+    }
+}
+
 /// `PUT` (every field) or `PATCH` (`partial`) `/api/posts/{id}/`
 pub(super) async fn update(
     context: &Context<'_>,
     request: Request<Incoming>,
     partial: bool,
 ) -> Result<Response, ApiError> {
-    let id = post_id(context)?;
     let claims = crate::auth::bearer(context, request.headers())?;
+    let id = match post_id(context) {
+        Ok(id) => id,
+        Err(error) => return Err(refuse_after_user(context, &claims, error).await),
+    };
     let body = read_body(context, request).await?;
 
     // The post, and the caller's right to change it, before the values.
@@ -253,8 +276,8 @@ pub(super) async fn delete(
     context: &Context<'_>,
     request: Request<Incoming>,
 ) -> Result<Response, ApiError> {
-    let id = post_id(context)?;
     let (scope, user) = authenticated(context, request.headers()).await?;
+    let id = post_id(context)?;
     let post = find_for_update(&scope, id).await?;
     check_may_change(&user, &post)?;
     scope

@@ -50,9 +50,10 @@ pub(super) async fn list(
     context: &Context<'_>,
     request: Request<Incoming>,
 ) -> Result<Response, ApiError> {
+    // Who asks comes first, as in DRF: a stranger learns nothing of pages.
+    require_superuser(context, &request).await?;
     let page =
         PageRequest::from_query(request.uri().query(), context.settings.config.api.page_size)?;
-    require_superuser(context, &request).await?;
     let (count, tenants) = store::list(&context.app.pool, page.offset()?, page.size)
         .await
         .map_err(store_error)?;

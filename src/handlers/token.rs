@@ -24,19 +24,16 @@ fn no_active_account() -> ApiError {
     )
 }
 
-/// A required string field read as simplejwt does (not trimmed).
-fn raw_field(body: &Map<String, Value>, name: &'static str, errors: &mut Errors) -> Option<String> {
-    match body.get(name) {
-        None => errors.add(name, "This field is required."),
-        Some(Value::Null) => errors.add(name, "This field may not be null."),
-        Some(Value::String(text)) if text.is_empty() => {
-            errors.add(name, "This field may not be blank.")
-        }
-        Some(Value::String(text)) => return Some(text.clone()),
-        Some(Value::Number(number)) => return Some(number.to_string()),
-        Some(_) => errors.add(name, "Not a valid string."),
+/// A required string field as simplejwt's serializers read it. They are
+/// DRF `CharField`s (its `PasswordField` too), so numbers become strings
+/// and surrounding whitespace is trimmed.
+const fn required(name: &'static str) -> Text {
+    Text {
+        name,
+        required: true,
+        max_chars: usize::MAX,
+        allow_blank: false,
     }
-    None
 }
 
 /// `POST /api/token/`: username and password for a refresh and an access
@@ -47,14 +44,8 @@ pub(super) async fn obtain(
 ) -> Result<Response, ApiError> {
     let body = read_body(context, request).await?;
     let mut errors = Errors::default();
-    let username_rule = Text {
-        name: "username",
-        required: true,
-        max_chars: usize::MAX,
-        allow_blank: false,
-    };
-    let username = username_rule.read(&body, &mut errors);
-    let password = raw_field(&body, "password", &mut errors);
+    let username = required("username").read(&body, &mut errors);
+    let password = required("password").read(&body, &mut errors);
     errors.finish()?;
     let (Some(username), Some(password)) = (username, password) else {
         return Err(ApiError::Internal("validated fields missing".into()));
@@ -133,7 +124,7 @@ fn decode_body_token(
     wanted: Option<TokenType>,
 ) -> Result<Claims, ApiError> {
     let mut errors = Errors::default();
-    let raw = raw_field(body, field, &mut errors);
+    let raw = required(field).read(body, &mut errors);
     errors.finish()?;
     let raw = raw.unwrap_or_default();
     let auth = &context.settings.config.auth;

@@ -12,7 +12,7 @@ use tokio_postgres::error::SqlState;
 
 use super::schema::{self, quote_ident};
 use super::{TENANT_COLUMNS, Tenant, host};
-use crate::db::DbError;
+use crate::db::{DbError, Scope};
 use crate::db::migrate::{self, MigrateError};
 
 /// A tenant with its domains, as the API shows it.
@@ -176,24 +176,27 @@ fn validate_new(new: &NewTenant, rules: &Rules) -> Result<(), StoreError> {
 /// in one transaction.
 pub async fn create(pool: &Pool, new: &NewTenant, rules: &Rules) -> Result<TenantInfo, StoreError> {
     validate_new(new, rules)?;
-    let mut conn = pool.get().await?;
-    let tx = conn.transaction().await?;
+    // A client that leaves mid-way drops `scope`: the statement running is
+    // cancelled and everything rolls back before the connection is reused.
+    let scope = Scope::begin_unscoped(pool).await?;
+    let tx = scope.client();
 
     // Refuse names in use, with the field at fault.
-    let schema_used = tx
-        .query_opt(
-            "SELECT 1 FROM public.tenants_client WHERE schema_name = $1
-             UNION ALL SELECT 1 FROM pg_namespace WHERE nspname = $1",
+    let schema_used: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM public.tenants_client WHERE schema_name = $1)
+                 OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
             &[&new.schema_name],
         )
-        .await?;
-    if schema_used.is_some() {
+        .await?
+        .get(0);
+    if schema_used {
         return Err(taken(
             "schema_name",
             "A tenant with this schema name already exists.",
         ));
     }
-    check_domains_free(&tx, &new.domains).await?;
+    check_domains_free(tx, &new.domains).await?;
 
     // The row, the schema and its tables, then the domains.
     let today = chrono::Utc::now().date_naive();
@@ -206,11 +209,11 @@ pub async fn create(pool: &Pool, new: &NewTenant, rules: &Rules) -> Result<Tenan
         .await
         .map_err(unique_to_taken)?;
     let id: i64 = row.get(0);
-    migrate::apply(&tx, &new.schema_name, migrate::TENANT).await?;
+    migrate::apply(tx, &new.schema_name, migrate::TENANT).await?;
     for (index, domain) in new.domains.iter().enumerate() {
-        insert_domain(&tx, id, domain, index == 0).await?;
+        insert_domain(tx, id, domain, index == 0).await?;
     }
-    tx.commit().await?;
+    scope.commit().await?;
     get(pool, &new.schema_name).await
 }
 

@@ -220,8 +220,6 @@ async fn posts_of_one_tenant_are_never_seen_from_another() {
 /// DRF authenticates and checks permissions before it looks at the query
 /// or the path's id, so a caller without credentials learns nothing else.
 #[tokio::test]
-#[ignore = "bug: page and id are checked before authentication \
-            (src/handlers/posts.rs list, retrieve, update, delete)"]
 async fn credentials_are_checked_before_the_page_and_the_id() {
     let pool = pool();
     let server = TestServer::start().await;

@@ -385,8 +385,6 @@ async fn delete_is_204_then_404() {
 /// DRF authenticates the user before the view reads the body, so a deleted
 /// or inactive user hears 401 whatever they sent.
 #[tokio::test]
-#[ignore = "bug: POST /api/posts/ validates the body before it checks the user \
-            (src/handlers/posts.rs create)"]
 async fn create_checks_the_user_before_the_body() {
     let pool = pool();
     let mut config = test_config();

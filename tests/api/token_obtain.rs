@@ -200,8 +200,6 @@ async fn numbers_are_read_as_strings_and_extra_fields_are_ignored() {
 /// `trim_whitespace` defaults to true: the password is trimmed before it is
 /// checked, and a password of spaces only is blank.
 #[tokio::test]
-#[ignore = "bug: /api/token/ does not trim the password as simplejwt 5.5 does \
-            (src/handlers/token.rs raw_field)"]
 async fn the_password_is_trimmed_as_simplejwt_does() {
     let pool = pool();
     let server = TestServer::start().await;
