@@ -18,6 +18,4 @@ if command -v psql >/dev/null 2>&1; then
 fi
 
 cargo test --all-targets
-# Doc tests and the release-only password test (Django's default costs).
 cargo test --doc
-cargo test --release --lib auth::password
