@@ -19,3 +19,8 @@ fi
 
 cargo test --all-targets
 cargo test --doc
+
+# The API against its OpenAPI document (schemathesis), then licences,
+# bans and sources of every dependency (cargo-deny).
+bash scripts/api-properties.sh
+bash scripts/supply-chain.sh

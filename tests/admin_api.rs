@@ -757,3 +757,55 @@ async fn tenant_creation_time() {
     );
     server.stop().await;
 }
+
+/// Found by schemathesis (scripts/api-properties.sh): chrono reads signed
+/// and five-digit years, and a day before 4713 BC made PostgreSQL fail, a
+/// `500`. Days outside Django's years 1 to 9999 are now a `400`.
+#[tokio::test]
+async fn days_outside_djangos_range_are_refused() {
+    let (server, pool, token) = operator().await;
+    let (schema, _) = tenant(&pool, "days").await;
+    let path = format!("/api/tenants/{schema}/");
+    let out_of_range = [
+        "-4714-01-01",
+        "-0001-01-01",
+        "0000-01-01",
+        "+10000-01-01",
+        "10000-01-01",
+    ];
+
+    // Creating with such a day leaves nothing behind.
+    for day in out_of_range {
+        let (new_schema, domain) = fresh("days");
+        let mut body = new_tenant(&new_schema, &[&domain]);
+        body["paid_until"] = json!(day);
+        let (status, answer) = server
+            .send("POST", PUBLIC, "/api/tenants/", Some(&token), &body)
+            .await;
+        assert_eq!(status, 400, "{day} -> {answer}");
+        assert_field_error(&answer, "paid_until");
+        assert_eq!(traces(&pool, &new_schema, &[&domain]).await, (0, 0, 0));
+    }
+
+    // Changing to one is refused too; the ends of the range are taken.
+    for day in out_of_range {
+        let patch = json!({"paid_until": day});
+        let (status, answer) = server
+            .send("PATCH", PUBLIC, &path, Some(&token), &patch)
+            .await;
+        assert_eq!(status, 400, "{day} -> {answer}");
+        assert_field_error(&answer, "paid_until");
+    }
+    for day in ["0001-01-01", "9999-12-31"] {
+        let patch = json!({"paid_until": day});
+        let (status, answer) = server
+            .send("PATCH", PUBLIC, &path, Some(&token), &patch)
+            .await;
+        assert_eq!(
+            (status, &answer["paid_until"]),
+            (200, &json!(day)),
+            "{answer}"
+        );
+    }
+    server.stop().await;
+}

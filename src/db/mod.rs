@@ -21,7 +21,7 @@ pub enum DbError {
     #[error("no database connection: {0}")]
     Unavailable(#[from] PoolError),
     /// A statement failed.
-    #[error("query failed: {0}")]
+    #[error("query failed: {}", describe(.0))]
     Query(#[from] tokio_postgres::Error),
     /// The tenant's schema does not exist.
     #[error("schema {0:?} does not exist")]
@@ -32,6 +32,18 @@ pub enum DbError {
     /// The database did not answer within the time allowed.
     #[error("database did not answer within {0:?}")]
     Timeout(std::time::Duration),
+}
+
+/// A failed statement with PostgreSQL's own code and message: the plain
+/// display of `tokio_postgres::Error` says only "db error".
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({}): {}", error, db.code().code(), db.message()),
+        None => match std::error::Error::source(error) {
+            Some(cause) => format!("{error}: {cause}"),
+            None => error.to_string(),
+        },
+    }
 }
 
 impl DbError {

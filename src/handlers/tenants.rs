@@ -1,7 +1,7 @@
 //! The operators' API on public hosts: tenants and their domains, for
 //! superusers of the public schema only.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Map, Value, json};
@@ -127,9 +127,9 @@ fn read_new_tenant(body: &Map<String, Value>) -> Result<NewTenant, ApiError> {
 fn date(body: &Map<String, Value>, errors: &mut Errors) -> Option<Option<NaiveDate>> {
     match body.get("paid_until")? {
         Value::Null => Some(None),
-        Value::String(text) => match text.parse::<NaiveDate>() {
-            Ok(day) => Some(Some(day)),
-            Err(_) => {
+        Value::String(text) => match parse_day(text) {
+            Some(day) => Some(Some(day)),
+            None => {
                 errors.add(
                     "paid_until",
                     "Date has wrong format. Use one of these formats instead: YYYY-MM-DD.",
@@ -145,6 +145,16 @@ fn date(body: &Map<String, Value>, errors: &mut Errors) -> Option<Option<NaiveDa
             None
         }
     }
+}
+
+/// A `YYYY-MM-DD` day within Django's range (years 1 to 9999). chrono alone
+/// also reads signed and five-digit years, which PostgreSQL may refuse (a
+/// 500) and Django cannot load.
+fn parse_day(text: &str) -> Option<NaiveDate> {
+    let year = text.split('-').next()?;
+    let four_digits = year.len() == 4 && year.bytes().all(|b| b.is_ascii_digit());
+    let day = text.parse::<NaiveDate>().ok()?;
+    (four_digits && day.year() >= 1).then_some(day)
 }
 
 fn domain_list(body: &Map<String, Value>, errors: &mut Errors) -> Vec<String> {

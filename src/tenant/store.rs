@@ -12,8 +12,8 @@ use tokio_postgres::error::SqlState;
 
 use super::schema::{self, quote_ident};
 use super::{TENANT_COLUMNS, Tenant, host};
-use crate::db::{DbError, Scope};
 use crate::db::migrate::{self, MigrateError};
+use crate::db::{DbError, Scope};
 
 /// A tenant with its domains, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
