@@ -62,17 +62,27 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-/// The first value of `name` in a query string, percent-decoded.
+/// The value of `name` in a query string, percent-decoded. When the name
+/// repeats, the last one counts, as Django's `QueryDict` reads it.
 pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     let query = query?;
     form_urlencoded::parse(query.as_bytes())
-        .find(|(key, _)| key == name)
+        .filter(|(key, _)| key == name)
+        .last()
         .map(|(_, value)| value.into_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_of_a_repeated_parameter_counts() {
+        assert_eq!(query_param(Some("page=&page=x"), "page").as_deref(), Some("x"));
+        assert_eq!(query_param(Some("a=1&page=2"), "page").as_deref(), Some("2"));
+        assert_eq!(query_param(Some("a=1"), "page"), None);
+        assert_eq!(query_param(None, "page"), None);
+    }
 
     #[test]
     fn objects_parse_and_others_are_refused() {
