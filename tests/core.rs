@@ -437,3 +437,37 @@ async fn ready_and_metrics_on_the_admin_listener() {
     assert!(text.contains("botora_tenant_listen_connected 1"));
     server.stop().await;
 }
+
+/// Lookups that miss together share a query; each asker still gets the
+/// answer for its own host, repeated hosts included.
+#[tokio::test]
+async fn batched_lookups_answer_each_host_its_own_tenant() {
+    let pool = pool();
+    let (schema_a, domain_a) = tenant(&pool, "batcha").await;
+    let (schema_b, domain_b) = tenant(&pool, "batchb").await;
+    let lookups = std::sync::Arc::new(botora::tenant::lookup::Lookups::new(pool.clone()));
+
+    // 300 lookups at once: two real hosts, each asked for many times, and
+    // unknown ones, some of them repeated.
+    let hosts: Vec<String> = (0..300)
+        .map(|n| match n % 3 {
+            0 => domain_a.clone(),
+            1 => domain_b.clone(),
+            _ => format!("nobody-{}.invalid", n % 7),
+        })
+        .collect();
+    let answers = futures_util::future::join_all(hosts.iter().map(|host| {
+        let lookups = std::sync::Arc::clone(&lookups);
+        async move { lookups.find(host).await.unwrap() }
+    }))
+    .await;
+    for (host, found) in hosts.iter().zip(answers) {
+        let schema = found.map(|tenant| tenant.schema_name);
+        let expected = match host {
+            h if *h == domain_a => Some(schema_a.clone()),
+            h if *h == domain_b => Some(schema_b.clone()),
+            _ => None,
+        };
+        assert_eq!(schema, expected, "{host}");
+    }
+}

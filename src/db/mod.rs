@@ -29,6 +29,10 @@ pub enum DbError {
     /// A failure shared by every request that waited on one lookup.
     #[error("{0}")]
     Shared(std::sync::Arc<DbError>),
+    /// A background task the lookup depended on has stopped (the runtime
+    /// is shutting down).
+    #[error("the database lookup task has stopped")]
+    Stopped,
     /// The database did not answer within the time allowed.
     #[error("database did not answer within {0:?}")]
     Timeout(std::time::Duration),
@@ -51,7 +55,10 @@ impl DbError {
     /// tenant's schema missing: worth a `503`, not a `500`.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            DbError::Unavailable(_) | DbError::Timeout(_) | DbError::SchemaMissing(_) => true,
+            DbError::Unavailable(_)
+            | DbError::Timeout(_)
+            | DbError::SchemaMissing(_)
+            | DbError::Stopped => true,
             DbError::Shared(inner) => inner.is_unavailable(),
             DbError::Query(e) => {
                 e.is_closed()

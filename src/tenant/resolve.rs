@@ -1,22 +1,24 @@
 //! From a normalised host to a tenant, through a moka cache.
 //!
-//! The cache holds both answers: a tenant, and "no such host" (so a flood
-//! of random names costs one query per name, then none). Concurrent misses
-//! on one host share a single database lookup. [`super::notify`] drops
+//! The cache holds both answers: a tenant, and "no such host" (so a name
+//! asked for again costs no query). Concurrent misses on one host share a
+//! single database lookup, and misses on many hosts share a query
+//! ([`super::lookup`]), so a flood of random names costs a few queries
+//! for many names. [`super::notify`] drops
 //! entries when `tenants_client` or `tenants_domain` change; while it is not
 //! listening, lookups bypass the cache so that nothing stale is served.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use deadpool_postgres::Pool;
 use moka::Expiry;
 use moka::future::Cache;
 use moka::notification::RemovalCause;
 
-use super::{TENANT_COLUMNS, Tenant};
+use super::Tenant;
+use super::lookup::Lookups;
 use crate::config::TenancyConfig;
 use crate::db::DbError;
 use crate::metrics::Metrics;
@@ -35,7 +37,7 @@ type HostCache = Cache<String, Cached>;
 /// Host → tenant lookups, cached.
 pub struct Resolver {
     cache: ArcSwap<HostCache>,
-    pool: Pool,
+    lookups: Lookups,
     listening: AtomicBool,
     /// Bumped by every invalidation, so a lookup that raced one can tell.
     generation: AtomicU64,
@@ -45,10 +47,14 @@ pub struct Resolver {
 impl Resolver {
     /// A resolver with an empty cache sized by `settings`. It bypasses the
     /// cache until [`Resolver::set_listening`] says invalidations flow.
-    pub fn new(pool: Pool, settings: &TenancyConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        pool: deadpool_postgres::Pool,
+        settings: &TenancyConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             cache: ArcSwap::from_pointee(build_cache(settings, &metrics)),
-            pool,
+            lookups: Lookups::new(pool),
             listening: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             metrics,
@@ -62,7 +68,7 @@ impl Resolver {
                 .tenant_cache
                 .with_label_values(&["bypass"])
                 .inc();
-            return Ok(query_host(&self.pool, host).await?.map(Arc::new));
+            return Ok(self.lookups.find(host).await?.map(Arc::new));
         }
         let cache = self.cache.load();
         let generation = self.generation.load(Ordering::Acquire);
@@ -88,7 +94,7 @@ impl Resolver {
     }
 
     async fn load(&self, host: &str) -> Result<Cached, DbError> {
-        Ok(match query_host(&self.pool, host).await? {
+        Ok(match self.lookups.find(host).await? {
             Some(tenant) => Cached::Found(Arc::new(tenant)),
             None => Cached::Missing,
         })
@@ -145,20 +151,6 @@ impl Resolver {
             .with_label_values(&["invalidation"])
             .inc();
     }
-}
-
-/// The tenant owning `host`, straight from the database.
-pub async fn query_host(pool: &Pool, host: &str) -> Result<Option<Tenant>, DbError> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT {TENANT_COLUMNS} FROM public.tenants_domain d \
-             JOIN public.tenants_client c ON c.id = d.tenant_id WHERE d.domain = $1"
-        )
-    });
-    let conn = pool.get().await?;
-    let statement = conn.prepare_cached(&SQL).await?;
-    let row = conn.query_opt(&statement, &[&host]).await?;
-    Ok(row.as_ref().map(Tenant::from_row))
 }
 
 struct Lifetimes {
