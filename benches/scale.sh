@@ -181,7 +181,7 @@ creation_runs() {
 }
 
 # Kilobytes of a process's peak and current resident set.
-rss_of() { awk '/^VmHWM|^VmRSS/ { printf "%s=%s ", $1, $2 }' "/proc/$1/status"; }
+rss_of() { awk '/^VmHWM|^VmRSS/ { sub(":", "", $1); printf "%s=%s kB ", $1, $2 }' "/proc/$1/status"; }
 
 memory_run() {
     say "adding $RESOLVED tenant rows (no schemas: resolution reads only public)"
@@ -206,7 +206,7 @@ EOF
     entries=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" |
         awk '/^botora_tenant_resolutions_total\{outcome="found"\}/ { print $2 }')
     row "peak RSS after resolving $RESOLVED tenants once" "$peak MB" \
-        "VmHWM; idle before: $idle(kB); $entries resolutions found; ${took} s"
+        "VmHWM; idle before: $idle; $entries resolutions found; ${took} s"
     stop_server
 }
 
