@@ -152,13 +152,13 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         .collect()
 }
 
-/// Reloads on every SIGHUP until the process ends.
-pub async fn on_sighup(app: Arc<App>, set_log_level: Option<LogLevelSetter>) {
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    else {
-        tracing::error!("cannot listen for SIGHUP; config reload is off");
-        return;
-    };
+/// Reloads on every SIGHUP delivered to `hangups` until the process ends.
+/// Signals that come close together are coalesced into one reload.
+pub async fn on_sighup(
+    app: Arc<App>,
+    mut hangups: tokio::signal::unix::Signal,
+    set_log_level: Option<LogLevelSetter>,
+) {
     while hangups.recv().await.is_some() {
         match reload(&app, set_log_level.as_ref()) {
             Ok(restart) if restart.is_empty() => {

@@ -124,18 +124,10 @@ impl Server {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn termination() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+/// Resolves on SIGTERM (delivered to `terminations`) or SIGINT.
+pub async fn termination(mut terminations: tokio::signal::unix::Signal) {
     tokio::select! {
-        _ = terminate => {}
+        _ = terminations.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
 }

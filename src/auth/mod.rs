@@ -53,11 +53,16 @@ pub fn bearer(context: &Context<'_>, headers: &HeaderMap) -> Result<Claims, ApiE
 
 /// The token of an `Authorization: Bearer <token>` header, as simplejwt
 /// reads it: another scheme counts as no credentials; a Bearer header that
-/// is not exactly two parts is `bad_authorization_header`.
-fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+/// is not exactly two parts is `bad_authorization_header`. Two
+/// `Authorization` headers are one bad header, as Django sees them joined.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
         return Err(ApiError::NotAuthenticated);
     };
+    if values.next().is_some() {
+        return Err(bad_header());
+    }
     let Ok(text) = value.to_str() else {
         return Err(bad_header());
     };
@@ -155,6 +160,12 @@ mod tests {
         );
         assert_eq!(
             code_of(bearer_token(&headers("Bearer a b")).unwrap_err()),
+            "bad_authorization_header"
+        );
+        let mut twice = headers("Bearer abc");
+        twice.append(http::header::AUTHORIZATION, "Bearer def".parse().unwrap());
+        assert_eq!(
+            code_of(bearer_token(&twice).unwrap_err()),
             "bad_authorization_header"
         );
     }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config;
 
@@ -116,11 +117,17 @@ fn check(path: &std::path::Path) -> ExitCode {
 
 /// `botora serve`.
 async fn serve(path: PathBuf, config: config::Config) -> anyhow::Result<ExitCode> {
+    // Signal handlers first: until one is registered, SIGHUP and SIGTERM
+    // keep their default action and would end the process mid-start. One
+    // that comes early waits in its stream.
+    let hangups = signal(SignalKind::hangup())?;
+    let terminations = signal(SignalKind::terminate())?;
+
     let set_level = logging::init(&config.log)?;
     let app = crate::app::App::new(path, config)?;
     let server = crate::server::start(app.clone()).await?;
-    tokio::spawn(crate::reload::on_sighup(app, Some(set_level)));
-    crate::server::termination().await;
+    tokio::spawn(crate::reload::on_sighup(app, hangups, Some(set_level)));
+    crate::server::termination(terminations).await;
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
