@@ -6,8 +6,8 @@
 # floor and the fixed-body ceiling on their own ports (plain and HTTPS),
 # then runs each scenario with wrk, Botora and its reference in turn
 # (A B A B), and prints a markdown table that is also written to
-# bench-results/load-<date>.md. posts-1k runs last, after 900 more tenants
-# are added.
+# bench-results/load-<date>.md. posts-1k runs after 900 more tenants are
+# added; last comes the login flood, with posts read beside it.
 #
 #   benches/load.sh
 #
@@ -16,6 +16,9 @@
 #   DURATION      length of each measured run [10s]
 #   ROUNDS        A B pairs per scenario [2]
 #   THREADS, CONNECTIONS   wrk's -t and -c [2, 32]
+#   FLOOD_CONNECTIONS      wrk's -c for the login flood [16]
+#   SCENARIOS     the scenarios to run, by name, space-separated [all]:
+#                 posts not-found me route-404 tls tls-handshake posts-1k login-flood
 #   PORT_BASE     first of six consecutive ports [18400]
 #   KEEP=1        keep the database and the work directory afterwards
 #
@@ -30,6 +33,8 @@ DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-2}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
+FLOOD_CONNECTIONS=${FLOOD_CONNECTIONS:-16}
+SCENARIOS=${SCENARIOS:-all}
 PORT_BASE=${PORT_BASE:-18400}
 TENANTS=100
 MORE_TENANTS=1000
@@ -61,6 +66,9 @@ TICK_US=$((1000000 / $(getconf CLK_TCK)))
 # The environment must not override the bench config.
 unset BOTORA_CONFIG BOTORA_LISTEN BOTORA_ADMIN_LISTEN BOTORA_DATABASE_URL \
     BOTORA_SIGNING_KEY RUST_LOG
+
+# Whether scenario $1 is to run.
+wanted() { [[ $SCENARIOS == all || " $SCENARIOS " == *" $1 "* ]]; }
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'load.sh: %s\n' "$*" >&2; exit 1; }
@@ -325,6 +333,7 @@ record() {
 scenario() {
     local name=$1 path=$2 expect=$3 reference=$4 ref_port=$5
     shift 5
+    wanted "$name" || return 0
     say "scenario $name: botora vs $reference, $ROUNDS rounds of $DURATION"
     local round file
     for round in $(seq "$ROUNDS"); do
@@ -376,6 +385,71 @@ table() {
         }' "$RESULTS"
 }
 
+# Waits up to 10 s for the server to count $1 successful reloads.
+wait_for_reload() {
+    local count
+    for _ in $(seq 50); do
+        count=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" |
+            awk '/^botora_config_reloads_total\{outcome="success"\}/ { print $2 }')
+        [[ ${count:-0} -ge $1 ]] && return 0
+        sleep 0.2
+    done
+    die "the server did not reload (see $WORK/botora.log)"
+}
+
+# Figures of one wrk output: requests answered 2xx per second, all
+# answers per second, the others per second, then p99 in ms.
+wrk_figures() {
+    local file=$1 total non2xx seconds
+    total=$(awk '/requests in/ {print $1}' "$file")
+    seconds=$(awk '/requests in/ {sub(/s,$/, "", $4); print $4}' "$file")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$file")
+    non2xx=${non2xx:-0}
+    awk -v t="$total" -v n="$non2xx" -v s="$seconds" \
+        -v p="$(to_ms "$(awk '$1 == "99%" {print $2}' "$file")")" \
+        'BEGIN { printf "%.1f %.1f %.1f %.2f", (t - n) / s, t / s, n / s, p }'
+}
+
+# The login flood (issue 3): FLOOD_CONNECTIONS clients logging in as one
+# user whose hash has Django's default cost (1,000,000 PBKDF2 iterations),
+# so the hashing bound (one slot per CPU) is saturated, while the posts
+# scenario runs beside it. Runs last: it reloads the server with that cost.
+login_flood() {
+    say "login flood: $FLOOD_CONNECTIONS clients logging in beside the posts scenario"
+    local slow="$WORK/config-slow.toml"
+    sed 's/^password_iterations = .*/password_iterations = 1000000/' "$CONFIG" >"$slow"
+    printf '%s\n' "$PASSWORD" | "$BOTORA" -c "$slow" user create flood --tenant t001 >/dev/null
+    cp "$slow" "$CONFIG"
+    kill -HUP "${PID_OF[$BOTORA_PORT]}"
+    wait_for_reload 1
+
+    # Reads alone, then reads beside the flood, for the same time.
+    local alone="$WORK/flood-reads-alone.txt" beside="$WORK/flood-reads.txt"
+    local logins="$WORK/flood-logins.txt" flood
+    run_wrk "$alone" "$BOTORA_PORT" /api/posts/ "$DURATION" tenants "$HOSTS"
+    CONNECTIONS=$FLOOD_CONNECTIONS run_wrk "$logins" "$BOTORA_PORT" /api/token/ \
+        "$DURATION" login t001.bench flood "$PASSWORD" &
+    flood=$!
+    sleep 1
+    run_wrk "$beside" "$BOTORA_PORT" /api/posts/ "$DURATION" tenants "$HOSTS"
+    wait "$flood"
+
+    local l r a
+    read -r -a l <<<"$(wrk_figures "$logins")"
+    read -r -a a <<<"$(wrk_figures "$alone")"
+    read -r -a r <<<"$(wrk_figures "$beside")"
+    {
+        echo "| login flood ($FLOOD_CONNECTIONS login clients, $DURATION) | figure |"
+        echo "|---|---:|"
+        echo "| logins answered 200 per second (each one 1,000,000-iteration PBKDF2) | ${l[0]} |"
+        echo "| logins refused 503 + Retry-After per second (bound saturated) | ${l[2]} |"
+        echo "| login p99 ms (200s and 503s) | ${l[3]} |"
+        echo "| GET /api/posts/ req/s alone / beside the flood | ${a[1]} / ${r[1]} |"
+        echo "| GET /api/posts/ p99 ms alone / beside the flood | ${a[3]} / ${r[3]} |"
+        echo "| GET /api/posts/ non-2xx per second beside the flood | ${r[2]} |"
+    } >"$WORK/flood.md"
+}
+
 report() {
     local date file cpu
     date=$(date +%Y-%m-%d-%H%M%S)
@@ -410,6 +484,10 @@ report() {
         echo "  connection and a full handshake. The baseline uses Botora's rustls setup."
         echo "- posts-1k rotates over $MORE_TENANTS tenants with the default cache."
         echo "- Wall time of the script: $((SECONDS - STARTED_AT)) s."
+        if [[ -f $WORK/flood.md ]]; then
+            echo
+            cat "$WORK/flood.md"
+        fi
     } | tee "$file"
     say "written to $file"
 }
@@ -439,6 +517,13 @@ main() {
         baseline "$BASELINE_TLS_PORT" tenants "$HOSTS"
 
     # 900 more tenants, then the posts scenario over all of them.
+    wanted posts-1k && more_tenants
+    wanted login-flood && login_flood
+    say "benchmark took $((SECONDS - built_at)) s after the build"
+    report
+}
+
+more_tenants() {
     create_tenants $((TENANTS + 1)) "$MORE_TENANTS"
     seed $((TENANTS + 1)) "$MORE_TENANTS"
     cp "$HOSTS" "$HOSTS_1K"
@@ -446,8 +531,6 @@ main() {
     run_wrk "$WORK/warm.txt" "$BOTORA_PORT" /api/posts/ 3s tenants "$HOSTS_1K"
     run_wrk "$WORK/warm.txt" "$BASELINE_PORT" /api/posts/ 3s tenants "$HOSTS_1K"
     scenario posts-1k /api/posts/ 200 baseline "$BASELINE_PORT" tenants "$HOSTS_1K"
-    say "benchmark took $((SECONDS - built_at)) s after the build"
-    report
 }
 
 main "$@"

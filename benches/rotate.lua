@@ -6,6 +6,9 @@
 --                    sending both headers; each thread starts elsewhere
 --   random           a fresh random host under .invalid per request, for
 --                    the flood of unknown names
+--   login <host> <username> <password>
+--                    POST /api/token/ on one host with those credentials,
+--                    for the login flood
 --
 -- With WRK_CONNECTION_CLOSE=1 in the environment every request also sends
 -- `Connection: close`, so each one opens a new connection (a full TLS
@@ -23,6 +26,7 @@ local close = os.getenv("WRK_CONNECTION_CLOSE") == "1"
 local mode = "tenants"
 local entries = {}
 local position = 0
+local login = nil
 
 local function read_entries(path)
   local file = assert(io.open(path, "r"), "cannot open " .. tostring(path))
@@ -46,12 +50,18 @@ function init(args)
   if mode == "tenants" then
     read_entries(args[2])
     position = math.random(#entries)
+  elseif mode == "login" then
+    local body = string.format('{"username":"%s","password":"%s"}', args[3], args[4])
+    login = wrk.format("POST", nil, { Host = args[2], ["Content-Type"] = "application/json" }, body)
   elseif mode ~= "random" then
-    error("unknown mode " .. mode .. " (tenants or random)")
+    error("unknown mode " .. mode .. " (tenants, random or login)")
   end
 end
 
 function request()
+  if mode == "login" then
+    return login
+  end
   if mode == "random" then
     local host = string.format("nx%x%x.invalid",
       math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
