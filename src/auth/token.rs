@@ -236,8 +236,9 @@ impl Keys {
         jsonwebtoken::encode(&signer.header, &claims, &signer.key).map_err(TokenError::Signing)
     }
 
-    /// Checks a token's signature, `nbf`, `exp` (expired when
-    /// `exp <= now - leeway`, as simplejwt) and claim types; returns its
+    /// Checks a token's signature, `nbf` and `iat` (neither in the future,
+    /// past the leeway), `exp` (expired when `exp <= now - leeway`, as
+    /// simplejwt) and claim types; returns its
     /// claims. The token type and tenant are the caller's to check, with
     /// [`check_type`] and [`check_binding`].
     pub fn decode(&self, token: &str, now: i64, leeway: u64) -> Result<Claims, TokenError> {
@@ -361,7 +362,9 @@ enum UserId {
 impl WireClaims {
     fn into_claims(self, now: i64, leeway: u64) -> Result<Claims, TokenError> {
         let leeway = i64::try_from(leeway).unwrap_or(i64::MAX);
-        if self.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+        // PyJWT (under simplejwt) also refuses a token issued in the future.
+        let future = now.saturating_add(leeway);
+        if self.nbf.is_some_and(|nbf| nbf > future) || self.iat > future {
             return Err(TokenError::Invalid(InvalidReason::NotYetValid));
         }
         if self.exp <= now.saturating_sub(leeway) {

@@ -1,5 +1,9 @@
 //! Log set-up: text or JSON lines to stderr, with a filter that SIGHUP can
 //! change. `RUST_LOG`, when set, wins over `log.level`.
+//!
+//! tokio-postgres logs every statement's parameters at `debug`, password
+//! hashes included, so its level stays at `info` unless the filter names
+//! it explicitly.
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -11,7 +15,7 @@ use crate::reload::LogLevelSetter;
 /// Installs the global subscriber; returns the setter a reload uses.
 pub(super) fn init(log: &LogConfig) -> anyhow::Result<LogLevelSetter> {
     let from_env = std::env::var("RUST_LOG").ok();
-    let filter = EnvFilter::try_new(from_env.as_deref().unwrap_or(&log.level))?;
+    let filter = EnvFilter::try_new(directives(from_env.as_deref().unwrap_or(&log.level)))?;
     let (filter, handle) = reload::Layer::new(filter);
     let output = match log.format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
@@ -33,9 +37,18 @@ pub(super) fn init(log: &LogConfig) -> anyhow::Result<LogLevelSetter> {
         if from_env.is_some() {
             return Ok(());
         }
-        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        let filter = EnvFilter::try_new(directives(level)).map_err(|e| e.to_string())?;
         handle.reload(filter).map_err(|e| e.to_string())
     }))
+}
+
+/// The filter for `level`, with the database driver held at `info` unless
+/// `level` says otherwise.
+fn directives(level: &str) -> String {
+    match level.contains("tokio_postgres") {
+        true => level.to_owned(),
+        false => format!("{level},tokio_postgres=info"),
+    }
 }
 
 /// Plain log lines for one-shot commands.
@@ -45,4 +58,20 @@ pub(super) fn init_plain() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::directives;
+
+    #[test]
+    fn the_driver_never_logs_parameters_unless_asked() {
+        assert_eq!(directives("debug"), "debug,tokio_postgres=info");
+        assert_eq!(
+            directives("warn,botora=debug"),
+            "warn,botora=debug,tokio_postgres=info"
+        );
+        assert_eq!(directives("tokio_postgres=trace"), "tokio_postgres=trace");
+        assert!(tracing_subscriber::EnvFilter::try_new(directives("debug")).is_ok());
+    }
 }
