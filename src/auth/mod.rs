@@ -27,28 +27,35 @@ pub fn now() -> i64 {
 /// Costs no database round trip.
 pub fn bearer(context: &Context<'_>, headers: &HeaderMap) -> Result<Claims, ApiError> {
     let token = bearer_token(headers)?;
+    verify(context, token, Some(TokenType::Access)).map_err(|error| access_token_error(&error))
+}
+
+/// Verifies `token` for this request's host: signature, times, the
+/// `wanted` type (any when `None`) and the tenant it is bound to. Each
+/// failure is counted by reason.
+pub fn verify(
+    context: &Context<'_>,
+    token: &str,
+    wanted: Option<TokenType>,
+) -> Result<Claims, TokenError> {
     let settings = context.settings;
     let auth = &settings.config.auth;
-    let claims = settings
+    let checked = settings
         .keys
         .decode(token, now(), auth.leeway.as_secs())
-        .and_then(|claims| match claims.token_type {
-            TokenType::Access => Ok(claims),
-            TokenType::Refresh => Err(TokenError::WrongType),
+        .and_then(|claims| match wanted {
+            Some(kind) => token::check_type(&claims, kind).map(|()| claims),
+            None => Ok(claims),
         })
         .and_then(|claims| {
             token::check_binding(&claims, context.target.schema(), auth.accept_unbound_tokens)?;
             Ok(claims)
         });
-    claims.map_err(|error| {
-        context
-            .app
-            .metrics
-            .token_failures
-            .with_label_values(&[error.reason()])
-            .inc();
-        access_token_error(&error)
-    })
+    if let Err(error) = &checked {
+        let failures = &context.app.metrics.token_failures;
+        failures.with_label_values(&[error.reason()]).inc();
+    }
+    checked
 }
 
 /// The token of an `Authorization: Bearer <token>` header, as simplejwt

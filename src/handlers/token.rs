@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::fields::{Errors, Text};
 use super::{read_body, scope};
 use crate::auth::password::{self, Verdict};
-use crate::auth::token::{self, Claims, TokenError, TokenType};
+use crate::auth::token::{Claims, TokenError, TokenType};
 use crate::auth::{now, users};
 use crate::http::{ApiError, Response, json_response};
 use crate::route::Context;
@@ -127,26 +127,7 @@ fn decode_body_token(
     let raw = required(field).read(body, &mut errors);
     errors.finish()?;
     let raw = raw.unwrap_or_default();
-    let auth = &context.settings.config.auth;
-    let checked = context
-        .settings
-        .keys
-        .decode(&raw, now(), auth.leeway.as_secs())
-        .and_then(|claims| match wanted {
-            Some(kind) => token::check_type(&claims, kind).map(|()| claims),
-            None => Ok(claims),
-        })
-        .and_then(|claims| {
-            token::check_binding(&claims, context.target.schema(), auth.accept_unbound_tokens)?;
-            Ok(claims)
-        });
-    checked.map_err(|error| {
-        context
-            .app
-            .metrics
-            .token_failures
-            .with_label_values(&[error.reason()])
-            .inc();
+    crate::auth::verify(context, &raw, wanted).map_err(|error| {
         let detail = match error {
             TokenError::Expired => "Token is expired",
             _ => "Token is invalid",
