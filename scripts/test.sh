@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy, unit and integration
-# tests against a real PostgreSQL (found, or started). Exits non-zero on
-# any failure. This is what .ci/run runs.
+# tests against a real PostgreSQL (found, or started), the schemathesis
+# property test, cargo-deny and a short run of every fuzz target. Exits
+# non-zero on any failure. This is what .ci/run runs. Installs what it
+# lacks (cargo-deny, cargo-fuzz, schemathesis in a venv under target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/postgres.sh
@@ -24,3 +26,7 @@ cargo test --doc
 # bans and sources of every dependency (cargo-deny).
 bash scripts/api-properties.sh
 bash scripts/supply-chain.sh
+
+# Every fuzz target, briefly (long runs: FUZZ_SECONDS=600 scripts/fuzz.sh).
+(cd fuzz && cargo fmt -- --check)
+FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash scripts/fuzz.sh

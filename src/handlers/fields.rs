@@ -7,11 +7,11 @@ use crate::http::ApiError;
 
 /// Field errors gathered while reading a body.
 #[derive(Default)]
-pub(super) struct Errors(Map<String, Value>);
+pub struct Errors(Map<String, Value>);
 
 impl Errors {
     /// Records `message` against `field`.
-    pub(super) fn add(&mut self, field: &str, message: impl Into<String>) {
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
         let entry = self.0.entry(field.to_owned()).or_insert_with(|| json!([]));
         if let Value::Array(messages) = entry {
             messages.push(Value::String(message.into()));
@@ -19,7 +19,7 @@ impl Errors {
     }
 
     /// `Ok` when nothing was recorded, else the `400`.
-    pub(super) fn finish(self) -> Result<(), ApiError> {
+    pub fn finish(self) -> Result<(), ApiError> {
         match self.0.is_empty() {
             true => Ok(()),
             false => Err(ApiError::Validation {
@@ -31,7 +31,7 @@ impl Errors {
 }
 
 /// Rules for one string field, as a DRF `CharField`.
-pub(super) struct Text {
+pub struct Text {
     /// The field's name.
     pub name: &'static str,
     /// Missing is an error.
@@ -46,7 +46,7 @@ impl Text {
     /// Reads the field: `None` when absent (with an error if required) or
     /// invalid (with its error). Numbers become strings and whitespace is
     /// trimmed, as DRF does.
-    pub(super) fn read(&self, body: &Map<String, Value>, errors: &mut Errors) -> Option<String> {
+    pub fn read(&self, body: &Map<String, Value>, errors: &mut Errors) -> Option<String> {
         let text = match body.get(self.name) {
             None => {
                 if self.required {
@@ -82,7 +82,7 @@ impl Text {
 }
 
 /// Reads an optional boolean the way DRF's `BooleanField` does.
-pub(super) fn boolean(body: &Map<String, Value>, name: &str, errors: &mut Errors) -> Option<bool> {
+pub fn boolean(body: &Map<String, Value>, name: &str, errors: &mut Errors) -> Option<bool> {
     match body.get(name)? {
         Value::Bool(flag) => Some(*flag),
         Value::Number(n) if n.as_i64() == Some(1) => Some(true),

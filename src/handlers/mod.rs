@@ -1,10 +1,10 @@
 //! The built-in handlers, one file per resource, and the dispatch from a
 //! matched route and method to them.
 
-mod fields;
+pub mod fields;
 mod me;
 mod openapi;
-mod pages;
+pub mod pages;
 mod posts;
 mod tenants;
 mod token;

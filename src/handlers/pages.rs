@@ -9,7 +9,7 @@ use crate::http::body::query_param;
 
 /// The page a request asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct PageRequest {
+pub struct PageRequest {
     /// 1-based page number.
     pub number: i64,
     /// Items per page.
@@ -19,7 +19,7 @@ pub(super) struct PageRequest {
 impl PageRequest {
     /// Reads `?page=`; absent is page 1. Zero, negative or not a number is
     /// `404 Invalid page.`
-    pub(super) fn from_query(query: Option<&str>, size: u32) -> Result<PageRequest, ApiError> {
+    pub fn from_query(query: Option<&str>, size: u32) -> Result<PageRequest, ApiError> {
         let number = match query_param(query, "page") {
             None => 1,
             Some(raw) if raw.is_empty() => 1,
@@ -36,14 +36,14 @@ impl PageRequest {
     }
 
     /// Rows to skip; a page too far to count is past any end.
-    pub(super) fn offset(&self) -> Result<i64, ApiError> {
+    pub fn offset(&self) -> Result<i64, ApiError> {
         (self.number - 1)
             .checked_mul(self.size)
             .ok_or(ApiError::InvalidPage)
     }
 
     /// Checks the page exists once the total is known. Page 1 always does.
-    pub(super) fn check(&self, count: i64) -> Result<(), ApiError> {
+    pub fn check(&self, count: i64) -> Result<(), ApiError> {
         let pages = ((count + self.size - 1) / self.size).max(1);
         match self.number <= pages {
             true => Ok(()),
@@ -54,7 +54,7 @@ impl PageRequest {
 
 /// A page as DRF writes it.
 #[derive(Debug, Serialize)]
-pub(super) struct Page<T> {
+pub struct Page<T> {
     /// All items, every page.
     pub count: i64,
     /// Link to the next page, or null.
@@ -68,7 +68,7 @@ pub(super) struct Page<T> {
 impl<T: Serialize> Page<T> {
     /// The page `request` of `count` items, linked from `base` (an absolute
     /// URL without query).
-    pub(super) fn new(request: PageRequest, count: i64, base: &str, results: Vec<T>) -> Page<T> {
+    pub fn new(request: PageRequest, count: i64, base: &str, results: Vec<T>) -> Page<T> {
         let has_next = request.number * request.size < count;
         let next = has_next.then(|| format!("{base}?page={}", request.number + 1));
         let previous = match request.number {
@@ -85,7 +85,7 @@ impl<T: Serialize> Page<T> {
     }
 
     /// The page as a JSON value.
-    pub(super) fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }

@@ -78,8 +78,14 @@ mod tests {
 
     #[test]
     fn the_last_of_a_repeated_parameter_counts() {
-        assert_eq!(query_param(Some("page=&page=x"), "page").as_deref(), Some("x"));
-        assert_eq!(query_param(Some("a=1&page=2"), "page").as_deref(), Some("2"));
+        assert_eq!(
+            query_param(Some("page=&page=x"), "page").as_deref(),
+            Some("x")
+        );
+        assert_eq!(
+            query_param(Some("a=1&page=2"), "page").as_deref(),
+            Some("2")
+        );
         assert_eq!(query_param(Some("a=1"), "page"), None);
         assert_eq!(query_param(None, "page"), None);
     }

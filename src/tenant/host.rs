@@ -154,6 +154,14 @@ mod tests {
         assert_eq!(normalize("acme.test.."), Err(BadHost::BadLabel));
     }
 
+    /// Found by `fuzz/` (target `host`): django-tenants strips `www.` once,
+    /// so a doubled prefix keeps one and the key is not a fixed point.
+    #[test]
+    fn only_one_leading_www_is_stripped() {
+        assert_eq!(ok("wWw.wWw.w"), "www.w");
+        assert_eq!(ok("www.w"), "w");
+    }
+
     #[test]
     fn refuses_malformed_hosts() {
         assert_eq!(normalize(""), Err(BadHost::Missing));
