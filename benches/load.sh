@@ -18,7 +18,8 @@
 #   THREADS, CONNECTIONS   wrk's -t and -c [2, 32]
 #   FLOOD_CONNECTIONS      wrk's -c for the login flood [16]
 #   SCENARIOS     the scenarios to run, by name, space-separated [all]:
-#                 posts not-found me route-404 tls tls-handshake posts-1k login-flood
+#                 posts not-found me route-404 tls tls-handshake sql-floor
+#                 posts-1k login-flood
 #   PORT_BASE     first of six consecutive ports [18400]
 #   KEEP=1        keep the database and the work directory afterwards
 #
@@ -385,6 +386,44 @@ table() {
         }' "$RESULTS"
 }
 
+# The SQL-level floor of the posts scenario, with pgbench (skipped when it
+# is missing): what Botora sends per post list (BEGIN, the scoping
+# set_config, the count and the page, COMMIT) with the tenant rotating
+# over the schemas, the same on one schema, and the baseline's two
+# schema-qualified statements. PostgreSQL's cached plans do not survive a
+# change of search_path, so `scoped` pays for parsing and planning.
+sql_floor() {
+    command -v pgbench >/dev/null || { say "pgbench missing: no SQL floor"; return 0; }
+    say "SQL floor with pgbench"
+    local page="SELECT p.id::int8, p.title::text, p.body, u.id::int8, u.username::text,
+        p.created_at, p.updated_at FROM blog_post p JOIN auth_user u ON u.id = p.author_id
+        ORDER BY p.created_at DESC, p.id DESC OFFSET 0 LIMIT 20;"
+    {
+        echo "\\set n random(1, $TENANTS)"
+        echo "BEGIN;"
+        echo "SELECT set_config('search_path', 't' || lpad(:n::text, 3, '0') || ', public', true);"
+        echo "SELECT count(*) FROM blog_post;"
+        echo "$page"
+        echo "COMMIT;"
+    } >"$WORK/scoped.sql"
+    sed -e '1d' -e "s/'t' || lpad(:n::text, 3, '0') || ', public'/'t001, public'/" \
+        "$WORK/scoped.sql" >"$WORK/scoped-one.sql"
+    {
+        echo "SELECT count(*) FROM t001.blog_post;"
+        echo "${page//FROM blog_post p JOIN auth_user u/FROM t001.blog_post p JOIN t001.auth_user u}"
+    } >"$WORK/qualified.sql"
+    local name tps
+    {
+        echo "| SQL of one post list, \`pgbench -M prepared -c 16 -j 2 -T 10\` | per second |"
+        echo "|---|---:|"
+        for name in scoped scoped-one qualified; do
+            tps=$(pgbench -n -M prepared -c 16 -j 2 -T 10 -f "$WORK/$name.sql" "$BENCH_URL" 2>&1 |
+                awk '/^tps/ { printf "%.0f", $3 }')
+            echo "| $name | ${tps:-failed} |"
+        done
+    } >"$WORK/floor.md"
+}
+
 # Waits up to 10 s for the server to count $1 successful reloads.
 wait_for_reload() {
     local count
@@ -484,6 +523,14 @@ report() {
         echo "  connection and a full handshake. The baseline uses Botora's rustls setup."
         echo "- posts-1k rotates over $MORE_TENANTS tenants with the default cache."
         echo "- Wall time of the script: $((SECONDS - STARTED_AT)) s."
+        if [[ -f $WORK/floor.md ]]; then
+            echo
+            echo "SQL floor: \`scoped\` is what Botora sends per post list, the tenant"
+            echo "rotating over $TENANTS schemas; \`scoped-one\` the same on one schema;"
+            echo "\`qualified\` the baseline's two statements."
+            echo
+            cat "$WORK/floor.md"
+        fi
         if [[ -f $WORK/flood.md ]]; then
             echo
             cat "$WORK/flood.md"
@@ -517,6 +564,7 @@ main() {
         baseline "$BASELINE_TLS_PORT" tenants "$HOSTS"
 
     # 900 more tenants, then the posts scenario over all of them.
+    wanted sql-floor && sql_floor
     wanted posts-1k && more_tenants
     wanted login-flood && login_flood
     say "benchmark took $((SECONDS - built_at)) s after the build"
