@@ -35,7 +35,6 @@ const CANCEL_ONE_IN: u32 = 20;
 const PASSWORD: &str = "iso-password";
 /// In titles sent with a token of another tenant: must never be stored.
 const FORGED: &str = "iso-forged";
-const DEADLINE: Duration = Duration::from_secs(10);
 
 /// One tenant and what its clients need.
 struct Site {
@@ -539,34 +538,6 @@ fn clients(server: &TestServer, sites: &[Site]) -> (reqwest::Client, reqwest::Cl
         http2 = http2.resolve(&site.domain, server.http);
     }
     (http1, http2.build().unwrap())
-}
-
-/// Waits until every pooled connection is back and none of the server's
-/// sessions is inside a transaction.
-async fn assert_pool_clean(server: &TestServer) {
-    let fixtures = pool();
-    let conn = fixtures.get().await.unwrap();
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let status = server.app.pool.status();
-        let stuck: i64 = conn
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-                 AND application_name = 'botora' AND state LIKE 'idle in transaction%'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if status.available == status.size && stuck == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pool not clean: {status:?}, {stuck} sessions idle in a transaction"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Every post, by schema: (id, title, body).

@@ -177,21 +177,5 @@ async fn thousands_of_interleaved_requests_each_see_only_their_tenant() {
     }
 
     // Every pooled connection is back, idle and outside any transaction.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let status = server.app.pool.status();
-    assert_eq!(
-        status.available, status.size,
-        "a connection was not returned: {status:?}"
-    );
-    let conn = fixtures.get().await.unwrap();
-    let stuck: i64 = conn
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-             AND application_name = 'botora' AND state LIKE 'idle in transaction%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(stuck, 0, "connections left inside a transaction");
+    assert_pool_clean(&server).await;
 }

@@ -20,6 +20,17 @@ use botora::tenant::store::{self, NewTenant, Rules};
 use chrono::NaiveDate;
 use serde_json::Value;
 
+/// The environment that would override a config file written by a test
+/// for a `botora` child process; such tests remove it.
+pub const ENV_OVERRIDES: [&str; 6] = [
+    "BOTORA_CONFIG",
+    "BOTORA_DATABASE_URL",
+    "BOTORA_SIGNING_KEY",
+    "BOTORA_LISTEN",
+    "BOTORA_ADMIN_LISTEN",
+    "RUST_LOG",
+];
+
 /// Iterations for test password hashes: fast, still real PBKDF2.
 pub const TEST_ITERATIONS: u32 = 1_000;
 /// Signing key of test tokens.
@@ -295,4 +306,32 @@ pub async fn posts(
         .await
         .unwrap();
     scope.commit().await.unwrap();
+}
+
+/// Waits until every pooled connection is back and none of the server's
+/// sessions is inside a transaction.
+pub async fn assert_pool_clean(server: &TestServer) {
+    let fixtures = pool();
+    let conn = fixtures.get().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = server.app.pool.status();
+        let stuck: i64 = conn
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                 AND application_name = 'botora' AND state LIKE 'idle in transaction%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if status.available == status.size && stuck == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pool not clean: {status:?}, {stuck} sessions idle in a transaction"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

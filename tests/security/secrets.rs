@@ -11,7 +11,7 @@ use deadpool_postgres::Pool;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt as _;
 
-use crate::common::{database_url, pool, tenant, user};
+use crate::common::{ENV_OVERRIDES, database_url, pool, tenant, user};
 use crate::support::{DEADLINE, claims, eventually, forge_hmac};
 
 const DB_SECRET: &str = "dbpw-Q7x2-never-log-this";
@@ -49,16 +49,6 @@ fn free_port() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
-/// The environment that would override the config file.
-const OVERRIDES: [&str; 6] = [
-    "BOTORA_CONFIG",
-    "BOTORA_DATABASE_URL",
-    "BOTORA_SIGNING_KEY",
-    "BOTORA_LISTEN",
-    "BOTORA_ADMIN_LISTEN",
-    "RUST_LOG",
-];
-
 /// `botora serve` as a child process with JSON debug logs, its output
 /// collected as it comes; killed when dropped.
 struct Served {
@@ -88,7 +78,7 @@ impl Served {
         std::fs::write(&config, &good).unwrap();
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_botora"));
         command.arg("--config").arg(&config).arg("serve");
-        for name in OVERRIDES {
+        for name in ENV_OVERRIDES {
             command.env_remove(name);
         }
         let mut child = command
@@ -210,7 +200,7 @@ async fn collect(mut stream: impl tokio::io::AsyncRead + Unpin, log: Arc<Mutex<S
 /// `botora --config PATH check`: (success, output).
 fn botora_check(config: &Path) -> (bool, String) {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_botora"));
-    for name in OVERRIDES {
+    for name in ENV_OVERRIDES {
         command.env_remove(name);
     }
     let output = command.arg("--config").arg(config).arg("check").output();

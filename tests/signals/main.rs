@@ -7,6 +7,9 @@
 //! and talks to it over the loopback. The child is killed when its guard
 //! drops, panics included, and the database is dropped after it.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod clients;
 mod harness;
 mod lifecycle;

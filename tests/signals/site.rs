@@ -9,21 +9,12 @@ use rustls::pki_types::CertificateDer;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
+use crate::common::ENV_OVERRIDES;
 use crate::{DOMAIN, PASSWORD, SCHEMA, USERNAME};
 
 /// The log filter of the child: reload outcomes, warnings and errors, but
 /// not the access log, which would flood the captured stderr.
 const LOG_LEVEL: &str = "warn,botora::reload=info";
-/// Environment that would override the written config file.
-const OVERRIDES: [&str; 6] = [
-    "BOTORA_CONFIG",
-    "BOTORA_DATABASE_URL",
-    "BOTORA_SIGNING_KEY",
-    "BOTORA_LISTEN",
-    "BOTORA_ADMIN_LISTEN",
-    "RUST_LOG",
-];
-
 fn server_url() -> String {
     std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
@@ -283,7 +274,7 @@ impl Drop for Site {
 pub(crate) fn botora(config: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_botora"));
     command.arg("--config").arg(config).env("NO_COLOR", "1");
-    for name in OVERRIDES {
+    for name in ENV_OVERRIDES {
         command.env_remove(name);
     }
     command
