@@ -9,8 +9,16 @@ mod posts;
 mod tenants;
 mod token;
 
+use std::sync::Arc;
+
 use http::{Method, Request};
 use hyper::body::Incoming;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use crate::auth::token::Claims;
+use crate::auth::users::{self, User};
+use crate::db::Query;
 
 use crate::http::{ApiError, Response};
 use crate::route::{Context, Route};
@@ -106,6 +114,52 @@ async fn authenticated(
     let scope = scope(context).await?;
     let user = crate::auth::user(context, &scope, &claims).await?;
     Ok((scope, user))
+}
+
+/// Runs `queries` in one read for the user of verified `claims`; the user
+/// is looked up in the same round trip unless it is cached, and with no
+/// queries and a cached user nothing reaches the database. Returns the
+/// user, known to be active, and the rows of `queries`.
+pub(super) async fn read_as_user(
+    context: &Context<'_>,
+    claims: &Claims,
+    queries: &[Query<'_>],
+) -> Result<(Arc<User>, Vec<Vec<Row>>), ApiError> {
+    let id = crate::auth::claimed_id(claims)?;
+    let schema = context.target.schema();
+    let cached = context.app.users.peek(schema, id).await;
+    let user_params: [&(dyn ToSql + Sync); 1] = [&id];
+    let mut all = queries.to_vec();
+    if cached.is_none() {
+        all.push((users::BY_ID, &user_params));
+    }
+
+    let mut rows = match all.is_empty() {
+        true => Vec::new(),
+        false => read(context, &all).await?,
+    };
+    let user = match cached {
+        Some(user) => user,
+        None => {
+            let found = rows.pop().unwrap_or_default();
+            let user = found.first().map(User::from_row);
+            context.app.users.remember(schema, id, user).await
+        }
+    };
+    Ok((crate::auth::active(user)?, rows))
+}
+
+/// `error` (a bad page or id), unless the token's user is gone or inactive:
+/// DRF checks the user before it looks at the query or the path.
+pub(super) async fn refuse_after_user(
+    context: &Context<'_>,
+    claims: &Claims,
+    error: ApiError,
+) -> ApiError {
+    match read_as_user(context, claims, &[]).await {
+        Ok(_) => error,
+        Err(refusal) => refusal,
+    }
 }
 
 /// The request body as a JSON object, within the configured size limit.

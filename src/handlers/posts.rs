@@ -13,9 +13,8 @@ use tokio_postgres::types::ToSql;
 
 use super::fields::{Errors, Text};
 use super::pages::{Page, PageRequest};
-use super::{authenticated, read_body};
-use crate::auth::token::Claims;
-use crate::auth::users::{self, User};
+use super::{authenticated, read_as_user, read_body, refuse_after_user};
+use crate::auth::users::User;
 use crate::db::{Query, Scope};
 use crate::http::{ApiError, Response, empty_response, json_response};
 use crate::route::Context;
@@ -116,7 +115,7 @@ pub(super) async fn list(
     };
     let page_params: [&(dyn ToSql + Sync); 2] = [&offset, &page.size];
     let queries: [Query<'_>; 2] = [(COUNT, &[]), (PAGE, &page_params)];
-    let mut rows = read_as_user(context, &claims, &queries).await?;
+    let (_, mut rows) = read_as_user(context, &claims, &queries).await?;
 
     let posts = rows
         .pop()
@@ -180,55 +179,13 @@ pub(super) async fn retrieve(
         Err(error) => return Err(refuse_after_user(context, &claims, error).await),
     };
     let params: [&(dyn ToSql + Sync); 1] = [&id];
-    let mut rows = read_as_user(context, &claims, &[(ONE, &params)]).await?;
+    let (_, mut rows) = read_as_user(context, &claims, &[(ONE, &params)]).await?;
     let found = rows.pop().unwrap_or_default();
     let post = found
         .first()
         .map(Post::from_row)
         .ok_or(ApiError::NotFound)?;
     Ok(json_response(StatusCode::OK, &post))
-}
-
-/// Runs `queries` in one read for the user of verified `claims`; the user
-/// is looked up in the same round trip unless it is cached. Returns the
-/// rows of `queries` once the user is known to be active.
-async fn read_as_user(
-    context: &Context<'_>,
-    claims: &Claims,
-    queries: &[Query<'_>],
-) -> Result<Vec<Vec<Row>>, ApiError> {
-    let id = crate::auth::claimed_id(claims)?;
-    let schema = context.target.schema();
-    let cached = context.app.users.peek(schema, id).await;
-    let user_params: [&(dyn ToSql + Sync); 1] = [&id];
-    let mut all = queries.to_vec();
-    if cached.is_none() {
-        all.push((users::BY_ID, &user_params));
-    }
-
-    let mut rows = match all.is_empty() {
-        true => Vec::new(),
-        false => super::read(context, &all).await?,
-    };
-    let user = match cached {
-        Some(user) => user,
-        None => {
-            let found = rows.pop().unwrap_or_default();
-            let user = found.first().map(User::from_row);
-            context.app.users.remember(schema, id, user).await
-        }
-    };
-    crate::auth::active(user)?;
-    Ok(rows)
-}
-
-/// `error` (a bad page or id), unless the token's user is gone or inactive:
-/// DRF checks the user before it looks at the query or the path.
-async fn refuse_after_user(context: &Context<'_>, claims: &Claims, error: ApiError) -> ApiError {
-    match read_as_user(context, claims, &[]).await {
-        Ok(_) => error,
-        Err(refusal) => refusal,
-    }
 }
 
 /// `PUT` (every field) or `PATCH` (`partial`) `/api/posts/{id}/`
