@@ -13,7 +13,7 @@
 #
 # Environment (defaults in brackets):
 #   DATABASE_URL  a PostgreSQL server's URL [postgres://postgres@127.0.0.1:5432/postgres]
-#   DURATION      length of each measured run [10s]
+#   DURATION      length of each measured run [6s; the README table used 10s]
 #   ROUNDS        A B pairs per scenario [2]
 #   THREADS, CONNECTIONS   wrk's -t and -c [2, 32]
 #   FLOOD_CONNECTIONS      wrk's -c for the login flood [16]
@@ -30,7 +30,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-6s}
 ROUNDS=${ROUNDS:-2}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
