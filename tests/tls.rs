@@ -1,7 +1,7 @@
 //! The HTTPS listener against a real server: a self-signed certificate for
 //! two tenants and the public host, HTTP/2 by ALPN, SNI and Host that name
-//! different tenants (421), clients that send no SNI, and clients that
-//! never start the handshake.
+//! different tenants (421), clients that send no SNI, clients that never
+//! start the handshake, plain HTTP on the TLS port and a hello cut short.
 
 mod common;
 
@@ -251,6 +251,87 @@ async fn a_client_that_never_says_hello_is_closed_after_the_timeout() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(timeouts.get(), 1);
+    let client = https.client(&[&https.a], false);
+    let response = client
+        .get(https.url(&https.a, "/api/me/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    https.stop().await;
+}
+
+/// Reads until the server closes the connection; what it sent, or panics
+/// when it is still open after `limit`.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, limit: Duration) -> Vec<u8> {
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 1024];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return seen,
+            Ok(Ok(n)) => seen.extend_from_slice(&buffer[..n]),
+            Err(_) => panic!("the connection was still open after {limit:?}"),
+        }
+    }
+}
+
+/// Waits until the handshake counter of `outcome` reaches `count`.
+async fn wait_handshakes(https: &Https, outcome: &str, count: u64) {
+    let counter = https
+        .server
+        .app
+        .metrics
+        .tls_handshakes
+        .with_label_values(&[outcome]);
+    for _ in 0..100 {
+        if counter.get() >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{outcome} handshakes: {}, expected {count}", counter.get());
+}
+
+/// Plain HTTP on the HTTPS port and a ClientHello cut short: each connection
+/// is closed without an HTTP answer, counted, and the listener still serves.
+#[tokio::test]
+async fn plain_http_and_a_truncated_hello_on_the_tls_port_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let https = Https::start(Duration::from_millis(500)).await;
+
+    // Plain HTTP: not a TLS record, so the handshake fails at once.
+    let mut plain = tokio::net::TcpStream::connect(https.addr).await.unwrap();
+    let request = format!("GET /api/me/ HTTP/1.1\r\nHost: {}\r\n\r\n", https.a);
+    plain.write_all(request.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut plain, Duration::from_secs(3)).await;
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "answered plain HTTP on the TLS port: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    wait_handshakes(&https, "failed", 1).await;
+
+    // A record header promising a 512-byte ClientHello, then 10 bytes of
+    // it and silence: closed by the handshake timeout.
+    let mut truncated = tokio::net::TcpStream::connect(https.addr).await.unwrap();
+    let mut hello = vec![0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03];
+    hello.extend_from_slice(&[0x03, 0x00, 0x00, 0x00, 0x00]);
+    truncated.write_all(&hello).await.unwrap();
+    let started = Instant::now();
+    let answer = read_until_closed(&mut truncated, Duration::from_secs(3)).await;
+    assert!(
+        answer.is_empty(),
+        "the server answered a cut hello: {answer:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "closed after {:?}, before the 500 ms timeout",
+        started.elapsed()
+    );
+    wait_handshakes(&https, "timeout", 1).await;
+
     let client = https.client(&[&https.a], false);
     let response = client
         .get(https.url(&https.a, "/api/me/"))
