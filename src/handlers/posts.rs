@@ -14,6 +14,7 @@ use tokio_postgres::types::ToSql;
 use super::fields::{Errors, Text};
 use super::pages::{Page, PageRequest};
 use super::{authenticated, read_as_user, read_body, refuse_after_user};
+use crate::auth::token::Claims;
 use crate::auth::users::User;
 use crate::db::{Query, Scope};
 use crate::http::{ApiError, Response, empty_response, json_response};
@@ -141,9 +142,9 @@ pub(super) async fn create(
     request: Request<Incoming>,
 ) -> Result<Response, ApiError> {
     // The user first, as DRF does; no connection is held while the body
-    // arrives (the scope below finds the user in the cache).
+    // arrives.
     let claims = crate::auth::bearer(context, request.headers())?;
-    read_as_user(context, &claims, &[]).await?;
+    let (user, _) = read_as_user(context, &claims, &[]).await?;
     let body = read_body(context, request).await?;
     let mut errors = Errors::default();
     let title = TITLE.read(&body, &mut errors);
@@ -154,7 +155,6 @@ pub(super) async fn create(
     };
 
     let scope = super::scope(context).await?;
-    let user = crate::auth::user(context, &scope, &claims).await?;
     let sql = format!(
         "WITH p AS (INSERT INTO blog_post (title, body, author_id, created_at, updated_at)
                     VALUES ($1, $2, $3::int8, now(), now()) RETURNING *)
@@ -174,10 +174,7 @@ pub(super) async fn retrieve(
     request: Request<Incoming>,
 ) -> Result<Response, ApiError> {
     let claims = crate::auth::bearer(context, request.headers())?;
-    let id = match post_id(context) {
-        Ok(id) => id,
-        Err(error) => return Err(refuse_after_user(context, &claims, error).await),
-    };
+    let id = post_id(context, &claims).await?;
     let params: [&(dyn ToSql + Sync); 1] = [&id];
     let (_, mut rows) = read_as_user(context, &claims, &[(ONE, &params)]).await?;
     let found = rows.pop().unwrap_or_default();
@@ -195,10 +192,7 @@ pub(super) async fn update(
     partial: bool,
 ) -> Result<Response, ApiError> {
     let claims = crate::auth::bearer(context, request.headers())?;
-    let id = match post_id(context) {
-        Ok(id) => id,
-        Err(error) => return Err(refuse_after_user(context, &claims, error).await),
-    };
+    let id = post_id(context, &claims).await?;
     let body = read_body(context, request).await?;
 
     // The post, and the caller's right to change it, before the values.
@@ -234,7 +228,7 @@ pub(super) async fn delete(
     request: Request<Incoming>,
 ) -> Result<Response, ApiError> {
     let (scope, user) = authenticated(context, request.headers()).await?;
-    let id = post_id(context)?;
+    let id = parse_id(context).ok_or(ApiError::NotFound)?;
     let post = find_for_update(&scope, id).await?;
     check_may_change(&user, &post)?;
     scope
@@ -245,10 +239,18 @@ pub(super) async fn delete(
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
-/// The `{id}` of the path; one that is not a 64-bit number names no post.
-fn post_id(context: &Context<'_>) -> Result<i64, ApiError> {
-    let raw = context.params.get("id").unwrap_or_default();
-    raw.parse().map_err(|_| ApiError::NotFound)
+/// The `{id}` of the path for the user of `claims`. One that is not a
+/// 64-bit number names no post, but only once the user is known to be
+/// active: DRF checks the user first.
+async fn post_id(context: &Context<'_>, claims: &Claims) -> Result<i64, ApiError> {
+    match parse_id(context) {
+        Some(id) => Ok(id),
+        None => Err(refuse_after_user(context, claims, ApiError::NotFound).await),
+    }
+}
+
+fn parse_id(context: &Context<'_>) -> Option<i64> {
+    context.params.get("id").unwrap_or_default().parse().ok()
 }
 
 async fn find_for_update(scope: &Scope, id: i64) -> Result<Post, ApiError> {

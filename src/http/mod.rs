@@ -101,7 +101,7 @@ struct Exchange<'a> {
     started: Instant,
     request_id: String,
     method: http::Method,
-    path: String,
+    uri: http::Uri,
     log: RequestLog,
     status: Option<StatusCode>,
 }
@@ -120,7 +120,7 @@ impl<'a> Exchange<'a> {
             started: Instant::now(),
             request_id: request_id(request),
             method: request.method().clone(),
-            path: request.uri().path().to_owned(),
+            uri: request.uri().clone(),
             log: RequestLog {
                 route: "unmatched",
                 schema: None,
@@ -147,7 +147,7 @@ impl Drop for Exchange<'_> {
             tenant.schema = self.log.schema.as_deref().unwrap_or("-"),
             client.addr = %self.conn.peer,
             http.method = %self.method,
-            http.path = %self.path,
+            http.path = %self.uri.path(),
             http.status = status.as_u16(),
             latency_us = elapsed.as_micros() as u64,
             "request"
