@@ -91,7 +91,7 @@ async fn filled_resolver() -> anyhow::Result<Resolver> {
         ))
         .await?;
     let resolver = Resolver::new(pool, &config.tenancy, Arc::new(Metrics::new(0)?));
-    resolver.set_listening(true);
+    resolver.start_listening([CACHED_HOST.to_owned()]);
     anyhow::ensure!(
         resolver.lookup(CACHED_HOST).await?.is_some(),
         "tenant not found"

@@ -471,3 +471,58 @@ async fn batched_lookups_answer_each_host_its_own_tenant() {
         assert_eq!(schema, expected, "{host}");
     }
 }
+
+/// A flood of names no tenant has: each is refused from the domain
+/// directory, with no lookup and nothing added to the host cache, while a
+/// real host beside them still resolves; a domain created through the API
+/// answers on its first request, before its notification.
+#[tokio::test]
+async fn unknown_hosts_cost_no_lookup_and_no_cache_entry() {
+    let pool = pool();
+    let server = TestServer::start().await;
+    let (_, domain) = tenant(&pool, "flood").await;
+    let events = |event: &str| {
+        server
+            .app
+            .metrics
+            .tenant_cache
+            .with_label_values(&[event])
+            .get()
+    };
+    assert_eq!(server.get(&domain, "/api/me/", None).await.0, 401);
+    let (misses, unknown) = (events("miss"), events("unknown"));
+    let cached = server.app.resolver.cached_entries();
+
+    let requests = (0..300).map(|n| {
+        let host = format!("random-{n}-{}.test", unique("x"));
+        let server = &server;
+        async move { server.get(&host, "/api/me/", None).await.0 }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    assert!(statuses.iter().all(|status| *status == 404), "{statuses:?}");
+    assert_eq!(events("unknown") - unknown, 300);
+    assert_eq!(events("miss") - misses, 0, "an unknown host was looked up");
+    assert_eq!(server.app.resolver.cached_entries(), cached);
+    assert_eq!(server.get(&domain, "/api/me/", None).await.0, 401);
+
+    // Through this server's own API: found at once.
+    let root = unique("root");
+    user(&pool, "public", &root, "root-pw-1", true).await;
+    let (operator, _) = server.login("admin.test", &root, "root-pw-1").await;
+    let schema = unique("fresh_api");
+    let fresh = format!("{}.test", schema.replace('_', "-"));
+    let body =
+        json!({"schema_name": schema, "name": "Fresh", "domains": [fresh], "on_trial": true});
+    let (status, answer) = server
+        .send(
+            "POST",
+            "admin.test",
+            "/api/tenants/",
+            Some(&operator),
+            &body,
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(server.get(&fresh, "/api/me/", None).await.0, 401);
+    server.stop().await;
+}

@@ -88,6 +88,7 @@ async fn build_site(pool: &deadpool_postgres::Pool, index: usize) -> (String, Ve
     store::create(pool, &new, &Rules::default())
         .await
         .expect("tenant");
+    common::wait_for_domain(&domain(index)).await;
     let author = user(pool, &schema, &alice(index), PASSWORD, false).await;
     user(pool, &schema, &format!("bob-{index:02}"), PASSWORD, false).await;
 

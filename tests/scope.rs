@@ -179,3 +179,55 @@ async fn thousands_of_interleaved_requests_each_see_only_their_tenant() {
     // Every pooled connection is back, idle and outside any transaction.
     assert_pool_clean(&server).await;
 }
+
+/// Reads prepare their statements once per tenant on each connection, so
+/// that PostgreSQL keeps their plans when the tenant changes. Each still
+/// answers from its own schema, also for a name that cannot sit in the
+/// statement's comment, and a connection that has served more tenants than
+/// it can keep statements for stays within its bound.
+#[tokio::test]
+async fn per_tenant_statements_read_their_own_schema_and_stay_bounded() {
+    let fixtures = pool();
+    let prefix = unique("stmt");
+    let mut schemas: Vec<String> = (0..300).map(|n| format!("{prefix}_{n}")).collect();
+    schemas.push(format!("{prefix} we*/ird"));
+    let mut setup = String::new();
+    for (n, schema) in schemas.iter().enumerate() {
+        let quoted = format!("\"{schema}\"");
+        setup += &format!(
+            "CREATE SCHEMA {quoted}; CREATE TABLE {quoted}.marker (n int4);
+             INSERT INTO {quoted}.marker VALUES ({n});"
+        );
+    }
+    let conn = fixtures.get().await.unwrap();
+    conn.batch_execute(&setup).await.unwrap();
+
+    let pool = single_connection_pool();
+    for round in 0..2 {
+        for (n, schema) in schemas.iter().enumerate() {
+            let queries: [db::Query<'_>; 2] = [
+                ("SELECT n FROM marker", &[]),
+                ("SELECT count(*)::int4 FROM marker", &[]),
+            ];
+            let rows = db::read(&pool, schema, &queries).await.unwrap();
+            let marker: i32 = rows[0][0].get(0);
+            let count: i32 = rows[1][0].get(0);
+            assert_eq!((marker, count), (n as i32, 1), "{schema}, round {round}");
+            let held = pool.get().await.unwrap().statement_cache.size();
+            if round == 0 && n < 200 {
+                // The scoping statement, then two of each tenant's own.
+                assert_eq!(held, 1 + 2 * (n + 1), "{schema}");
+            }
+            assert!(
+                held <= db::STATEMENTS_PER_CONNECTION,
+                "{held} statements on one connection"
+            );
+        }
+    }
+
+    let drop_all: String = schemas
+        .iter()
+        .map(|schema| format!("DROP SCHEMA \"{schema}\" CASCADE;"))
+        .collect();
+    conn.batch_execute(&drop_all).await.unwrap();
+}

@@ -7,7 +7,7 @@ mod read;
 mod scope;
 
 pub use pool::{SetupError, new_pool, new_request_pool, pg_config};
-pub use read::{Query, read};
+pub use read::{Query, STATEMENTS_PER_CONNECTION, read};
 pub use scope::Scope;
 
 use deadpool_postgres::PoolError;

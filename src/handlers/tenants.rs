@@ -88,8 +88,8 @@ pub(super) async fn create(
     let info = store::create(&context.app.pool, &new, &context.settings.rules)
         .await
         .map_err(store_error)?;
-    for domain in &new.domains {
-        context.app.resolver.invalidate_domain(domain).await;
+    for domain in &info.domains {
+        context.app.resolver.domain_added(&domain.domain).await;
     }
     Ok(json_response(StatusCode::CREATED, &info))
 }
@@ -243,7 +243,7 @@ pub(super) async fn add_domain(
     let added = store::add_domain(&context.app.pool, schema_param(context), &domain, rules)
         .await
         .map_err(store_error)?;
-    context.app.resolver.invalidate_domain(&domain).await;
+    context.app.resolver.domain_added(&added.domain).await;
     Ok(json_response(StatusCode::CREATED, &added))
 }
 

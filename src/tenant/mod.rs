@@ -1,11 +1,13 @@
 //! Tenants: who a request is for, found from its host.
 //!
 //! [`host`] turns a Host header or SNI name into a lookup key, [`resolve`]
-//! maps keys to tenants through a cache that [`notify`] keeps fresh and
-//! [`lookup`] fills in batches,
+//! maps keys to tenants through the [`directory`] of every domain and a
+//! cache, both kept fresh by [`notify`], with [`lookup`] filling the cache
+//! in batches;
 //! [`schema`] guards schema names and [`store`] creates and changes
 //! tenants for the CLI and the admin API.
 
+pub mod directory;
 pub mod host;
 pub mod lookup;
 pub mod notify;

@@ -1,12 +1,15 @@
-//! The LISTEN task: keeps every instance's tenant cache fresh.
+//! The LISTEN task: keeps every instance's domain directory and tenant
+//! cache fresh.
 //!
 //! The triggers of `migrations/public/0002_tenant_notify.sql` send a
 //! notification on channel `botora_tenants` for every change to tenants or
-//! domains. This task holds one connection that listens for them and drops
-//! the cached entries they name. When the connection is lost it tells the
-//! resolver (which then bypasses the cache), reconnects with back-off, and
-//! starts again from an empty cache, so changes made while it was away are
-//! never served stale.
+//! domains. This task holds one connection that listens for them. Once
+//! `LISTEN` is in place it reads every domain into the directory; then it
+//! applies each notification to the directory and drops the cached entries
+//! it names. When the connection is lost it tells the resolver (which then
+//! bypasses directory and cache), reconnects with back-off, and starts
+//! again from a fresh read and an empty cache, so changes made while it was
+//! away are never served stale.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +27,9 @@ use crate::metrics::Metrics;
 
 /// The channel the triggers notify.
 pub const CHANNEL: &str = "botora_tenants";
+
+/// Every domain name, for the directory.
+const ALL_DOMAINS: &str = "SELECT domain::text FROM public.tenants_domain";
 
 /// How often the idle LISTEN connection is checked for life.
 const PING_EVERY: Duration = Duration::from_secs(5);
@@ -52,7 +58,7 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return,
             reason = session => {
-                resolver.set_listening(false);
+                resolver.stop_listening();
                 metrics.listen_connected.set(0);
                 tracing::warn!(%reason, retry_in = ?backoff, "tenant LISTEN connection lost; cache bypassed until it is back");
             }
@@ -92,22 +98,41 @@ async fn listen_once(
         }
     });
 
-    // Subscribe, then serve from a fresh cache.
+    // Subscribe, then read every domain: a change committed after the read
+    // is in a notification, and one before it is in the read (and maybe in
+    // a notification too, which does no harm). Then serve from a fresh
+    // cache.
     if let Err(error) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
         driver.abort();
         return format!("LISTEN failed: {error}");
     }
-    resolver.set_listening(true);
+    let domains = match all_domains(&client).await {
+        Ok(domains) => domains,
+        Err(error) => {
+            driver.abort();
+            return format!("reading the domains failed: {error}");
+        }
+    };
+    let known = domains.len();
+    resolver.start_listening(domains);
     metrics.listen_connected.set(1);
     *backoff = Duration::from_millis(50);
-    tracing::info!(channel = CHANNEL, "listening for tenant changes");
+    tracing::info!(
+        channel = CHANNEL,
+        domains = known,
+        "listening for tenant changes"
+    );
 
     // Apply notifications; ping when idle to notice a dead connection.
     let mut ping = tokio::time::interval(PING_EVERY);
     let reason = loop {
         tokio::select! {
             message = messages.recv() => match message {
-                Some(Ok(AsyncMessage::Notification(note))) => apply(resolver, note.payload()).await,
+                Some(Ok(AsyncMessage::Notification(note))) => {
+                    if let Err(error) = apply(resolver, &client, note.payload()).await {
+                        break format!("reloading the domains failed: {error}");
+                    }
+                }
                 Some(Ok(_)) => {}
                 Some(Err(error)) => break format!("connection error: {error}"),
                 None => break "connection closed".to_owned(),
@@ -124,23 +149,38 @@ async fn listen_once(
     reason
 }
 
-/// Drops the cache entries a notification names.
-async fn apply(resolver: &Resolver, payload: &str) {
+async fn all_domains(
+    client: &tokio_postgres::Client,
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let rows = client.query(ALL_DOMAINS, &[]).await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// Applies a notification to the directory and drops the cache entries it
+/// names. A notification that says everything changed, or that cannot be
+/// read, reloads every domain on `client`.
+async fn apply(
+    resolver: &Resolver,
+    client: &tokio_postgres::Client,
+    payload: &str,
+) -> Result<(), tokio_postgres::Error> {
     let change: Change = match serde_json::from_str(payload) {
         Ok(change) => change,
         Err(error) => {
-            tracing::warn!(%error, payload, "unreadable tenant notification; clearing the cache");
-            resolver.clear();
-            return;
+            tracing::warn!(%error, payload, "unreadable tenant notification; reloading the domains");
+            resolver.reload(all_domains(client).await?);
+            return Ok(());
         }
     };
     tracing::debug!(table = %change.table, tenant.id = ?change.tenant_id, "tenant change");
     if change.table == "all" {
-        resolver.clear();
-        return;
+        resolver.reload(all_domains(client).await?);
+        return Ok(());
     }
-    for domain in [&change.domain, &change.old_domain].into_iter().flatten() {
-        resolver.invalidate_domain(domain).await;
+    if change.table == "domain" {
+        resolver
+            .domain_changed(change.old_domain.as_deref(), change.domain.as_deref())
+            .await;
     }
     for id in [change.tenant_id, change.old_tenant_id]
         .into_iter()
@@ -148,4 +188,5 @@ async fn apply(resolver: &Resolver, payload: &str) {
     {
         resolver.invalidate_tenant(id);
     }
+    Ok(())
 }

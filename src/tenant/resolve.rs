@@ -1,12 +1,14 @@
-//! From a normalised host to a tenant, through a moka cache.
+//! From a normalised host to a tenant, through the domain directory and a
+//! moka cache.
 //!
-//! The cache holds both answers: a tenant, and "no such host" (so a name
-//! asked for again costs no query). Concurrent misses on one host share a
-//! single database lookup, and misses on many hosts share a query
-//! ([`super::lookup`]), so a flood of random names costs a few queries
-//! for many names. [`super::notify`] drops
-//! entries when `tenants_client` or `tenants_domain` change; while it is not
-//! listening, lookups bypass the cache so that nothing stale is served.
+//! A host that is not in the [`Directory`] is refused at once: no query,
+//! nothing cached. Any other host goes through the cache, which holds both
+//! answers: a tenant, and "no such host" (for the rare name the directory
+//! keeps a moment after its row is gone). Concurrent misses on one host
+//! share a single database lookup, and misses on many hosts share a query
+//! ([`super::lookup`]). [`super::notify`] keeps the directory and the cache
+//! fresh when `tenants_client` or `tenants_domain` change; while it is not
+//! listening, lookups bypass both so that nothing stale is served.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,6 +20,7 @@ use moka::future::Cache;
 use moka::notification::RemovalCause;
 
 use super::Tenant;
+use super::directory::Directory;
 use super::lookup::Lookups;
 use crate::config::TenancyConfig;
 use crate::db::DbError;
@@ -37,6 +40,7 @@ type HostCache = Cache<String, Cached>;
 /// Host → tenant lookups, cached.
 pub struct Resolver {
     cache: ArcSwap<HostCache>,
+    directory: Directory,
     lookups: Lookups,
     listening: AtomicBool,
     /// Bumped by every invalidation, so a lookup that raced one can tell.
@@ -46,7 +50,8 @@ pub struct Resolver {
 
 impl Resolver {
     /// A resolver with an empty cache sized by `settings`. It bypasses the
-    /// cache until [`Resolver::set_listening`] says invalidations flow.
+    /// directory and the cache until [`Resolver::start_listening`] says
+    /// invalidations flow.
     pub fn new(
         pool: deadpool_postgres::Pool,
         settings: &TenancyConfig,
@@ -54,6 +59,7 @@ impl Resolver {
     ) -> Self {
         Self {
             cache: ArcSwap::from_pointee(build_cache(settings, &metrics)),
+            directory: Directory::new(),
             lookups: Lookups::new(pool),
             listening: AtomicBool::new(false),
             generation: AtomicU64::new(0),
@@ -69,6 +75,13 @@ impl Resolver {
                 .with_label_values(&["bypass"])
                 .inc();
             return Ok(self.lookups.find(host).await?.map(Arc::new));
+        }
+        if self.directory.knows(host) == Some(false) {
+            self.metrics
+                .tenant_cache
+                .with_label_values(&["unknown"])
+                .inc();
+            return Ok(None);
         }
         let cache = self.cache.load();
         let generation = self.generation.load(Ordering::Acquire);
@@ -100,6 +113,23 @@ impl Resolver {
         })
     }
 
+    /// Records that domain row `old` is gone and `new` exists (either may
+    /// be absent), as a notification says, and drops what is cached for
+    /// both.
+    pub async fn domain_changed(&self, old: Option<&str>, new: Option<&str>) {
+        self.directory.apply(old, new);
+        for domain in [old, new].into_iter().flatten() {
+            self.invalidate_domain(domain).await;
+        }
+    }
+
+    /// Records a domain this instance has just committed, so that its
+    /// first request does not wait for the notification.
+    pub async fn domain_added(&self, domain: &str) {
+        self.directory.add(domain);
+        self.invalidate_domain(domain).await;
+    }
+
     /// Drops what is cached for `domain`.
     pub async fn invalidate_domain(&self, domain: &str) {
         self.bump();
@@ -123,13 +153,31 @@ impl Resolver {
         self.cache.load().invalidate_all();
     }
 
-    /// Whether invalidations are flowing. While they are not, the cache is
-    /// bypassed; when they resume, the cache starts empty.
-    pub fn set_listening(&self, listening: bool) {
-        if listening {
-            self.clear();
-        }
-        self.listening.store(listening, Ordering::Release);
+    /// Invalidations flow from now on: `domains` (every domain, read after
+    /// `LISTEN`) fill the directory, and the cache starts empty.
+    pub fn start_listening(&self, domains: impl IntoIterator<Item = String>) {
+        self.directory.fill(domains);
+        self.clear();
+        self.listening.store(true, Ordering::Release);
+    }
+
+    /// Invalidations have stopped: until [`Resolver::start_listening`],
+    /// every host is looked up in the database.
+    pub fn stop_listening(&self) {
+        self.listening.store(false, Ordering::Release);
+        self.directory.forget();
+    }
+
+    /// Reloads the directory from `domains` and empties the cache, when a
+    /// notification says everything may have changed (a `TRUNCATE`).
+    pub fn reload(&self, domains: impl IntoIterator<Item = String>) {
+        self.directory.fill(domains);
+        self.clear();
+    }
+
+    /// The domain directory.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
     }
 
     /// Replaces the cache with an empty one sized by new settings.

@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use botora::app::App;
@@ -130,6 +130,7 @@ impl TestServer {
     /// Starts a server with `config`.
     pub async fn start_with(config: Config) -> TestServer {
         let app = App::new(PathBuf::from("test.toml"), config).expect("app");
+        live_apps().push(Arc::downgrade(&app));
         let server = server::start(Arc::clone(&app)).await.expect("server");
         let http = server.http_addr;
         let admin = server.admin_addr;
@@ -220,6 +221,32 @@ pub async fn wait_listening(app: &App) {
     panic!("LISTEN connection did not come up");
 }
 
+/// The servers of this test binary, for fixtures that must wait for them.
+fn live_apps() -> std::sync::MutexGuard<'static, Vec<Weak<App>>> {
+    static APPS: Mutex<Vec<Weak<App>>> = Mutex::new(Vec::new());
+    let mut apps = APPS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    apps.retain(|app| app.strong_count() > 0);
+    apps
+}
+
+/// Waits until every running server of this binary has `domain` in its
+/// domain directory (at most 5 s each). A domain written by SQL reaches a
+/// server through its notification, a few milliseconds later; API.md
+/// allows a second. Fixtures wait so that a test's first request does not
+/// race the notification.
+pub async fn wait_for_domain(domain: &str) {
+    let apps: Vec<Arc<App>> = live_apps().iter().filter_map(Weak::upgrade).collect();
+    for app in apps {
+        for _ in 0..500 {
+            // `None`: not listening, so every host is looked up anyway.
+            if app.resolver.directory().knows(domain) != Some(false) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
 /// A pool on this binary's database, for fixtures and checks.
 pub fn pool() -> deadpool_postgres::Pool {
     let mut database = test_config().database;
@@ -260,6 +287,7 @@ pub async fn tenant_with(
     store::create(pool, &new, &Rules::default())
         .await
         .expect("tenant");
+    wait_for_domain(domain).await;
 }
 
 /// A user with a password; returns its id.
