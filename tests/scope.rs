@@ -184,7 +184,8 @@ async fn thousands_of_interleaved_requests_each_see_only_their_tenant() {
 /// that PostgreSQL keeps their plans when the tenant changes. Each still
 /// answers from its own schema, also for a name that cannot sit in the
 /// statement's comment, and a connection that has served more tenants than
-/// it can keep statements for stays within its bound.
+/// it can keep statements for stays within its bound: the tenants past it
+/// read with the shared statements.
 #[tokio::test]
 async fn per_tenant_statements_read_their_own_schema_and_stay_bounded() {
     let fixtures = pool();
@@ -218,8 +219,9 @@ async fn per_tenant_statements_read_their_own_schema_and_stay_bounded() {
                 // The scoping statement, then two of each tenant's own.
                 assert_eq!(held, 1 + 2 * (n + 1), "{schema}");
             }
+            // Beyond the bound, only the two statements all tenants share.
             assert!(
-                held <= db::STATEMENTS_PER_CONNECTION,
+                held <= db::STATEMENTS_PER_CONNECTION + 2,
                 "{held} statements on one connection"
             );
         }

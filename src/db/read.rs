@@ -17,8 +17,11 @@
 //! tenant: the SQL goes out behind a comment naming the schema, which makes
 //! it a statement of its own in the connection's cache. The comment is only
 //! a cache key; the scope, not the text, decides which schema is read.
-//! A connection keeps at most [`STATEMENTS_PER_CONNECTION`] statements and
-//! forgets them all when a read would pass that.
+//! A connection keeps at most [`STATEMENTS_PER_CONNECTION`] statements.
+//! When it is full, a tenant it has none for reads with the statements all
+//! tenants share, planned again each time, rather than evicting anything;
+//! every [`REFRESH_EVERY`] checkouts a full connection forgets its
+//! statements, so that the tenants it keeps follow the traffic.
 
 use std::borrow::Cow;
 
@@ -35,11 +38,16 @@ use crate::tenant::schema::search_path;
 /// A statement's SQL and its parameters.
 pub type Query<'a> = (&'a str, &'a [&'a (dyn ToSql + Sync)]);
 
-/// Most statements one pooled connection keeps prepared. Each costs the
+/// Most statements one pooled connection prepares for tenants of their
+/// own (beside them it keeps the few that all tenants share). Each costs the
 /// server about 22 KB with its plan (the post page and count, measured with
 /// `pg_backend_memory_contexts` on PostgreSQL 15), so a full pool of 16
 /// holds at most about 180 MB; 512 keeps the reads of 170 tenants.
 pub const STATEMENTS_PER_CONNECTION: usize = 512;
+
+/// Checkouts of a connection between two chances for a full one to start
+/// again with the tenants that come next.
+const REFRESH_EVERY: usize = 4096;
 
 /// Runs read-only `queries` in one transaction scoped to `schema` and
 /// returns each one's rows, in order.
@@ -49,15 +57,28 @@ pub async fn read(
     queries: &[Query<'_>],
 ) -> Result<Vec<Vec<Row>>, DbError> {
     let conn = pool.get().await?;
-    let sql: Vec<Cow<'_, str>> = queries
+    let own: Vec<Cow<'_, str>> = queries
         .iter()
         .map(|(sql, _)| for_tenant(schema, sql))
         .collect();
-    match warm_statements(&conn, &sql) {
+    if let Some((set_path, statements)) = warm_statements(&conn, &own) {
+        return one_flight(conn, schema, &set_path, &statements, queries).await;
+    }
+    // The scoping statement and the tenant's own must fit.
+    let held = conn.statement_cache.size();
+    if held + own.len() < STATEMENTS_PER_CONNECTION {
+        return scoped(conn, schema, &own, queries).await;
+    }
+    if Object::metrics(&conn).recycle_count % REFRESH_EVERY == 0 {
+        conn.statement_cache.clear();
+        return scoped(conn, schema, &own, queries).await;
+    }
+    let shared: Vec<Cow<'_, str>> = queries.iter().map(|(sql, _)| Cow::Borrowed(*sql)).collect();
+    match warm_statements(&conn, &shared) {
         Some((set_path, statements)) => {
             one_flight(conn, schema, &set_path, &statements, queries).await
         }
-        None => scoped(conn, schema, &sql, queries).await,
+        None => scoped(conn, schema, &shared, queries).await,
     }
 }
 
@@ -130,10 +151,6 @@ async fn scoped(
     sql: &[Cow<'_, str>],
     queries: &[Query<'_>],
 ) -> Result<Vec<Vec<Row>>, DbError> {
-    // The scoping statement and the new ones must fit.
-    if conn.statement_cache.size() + sql.len() >= STATEMENTS_PER_CONNECTION {
-        conn.statement_cache.clear();
-    }
     let scope = Scope::begin_on(conn, schema).await?;
     let client = scope.client();
     let statements = try_join_all(sql.iter().map(|sql| client.prepare_cached(sql))).await?;
