@@ -69,7 +69,10 @@ pub async fn read(
     if held + own.len() < STATEMENTS_PER_CONNECTION {
         return scoped(conn, schema, &own, queries).await;
     }
-    if Object::metrics(&conn).recycle_count % REFRESH_EVERY == 0 {
+    if Object::metrics(&conn)
+        .recycle_count
+        .is_multiple_of(REFRESH_EVERY)
+    {
         conn.statement_cache.clear();
         return scoped(conn, schema, &own, queries).await;
     }
