@@ -2,15 +2,11 @@
 //! queries are out wait for the next one, which asks for all of them at
 //! once (`WHERE domain = ANY($1)`).
 //!
-//! Under a flood of new names (a scan, or random hosts) the database sees a
-//! few queries for many names instead of a query per name; at a trickle,
-//! every batch holds one host and costs what a single lookup would.
-//!
-//! TODO: a name never seen still costs its share of a query, which holds
-//! the not-found flood at about a third of a fixed-body server (README,
-//! Performance). An in-memory index of every domain, kept by the NOTIFY
-//! triggers, would spare it, at the price of a 404 for a new domain until
-//! its notification arrives.
+//! Names no domain has never get here while the domain directory
+//! ([`super::directory`]) is trusted. While it is not (the LISTEN
+//! connection is down), a flood of new names costs the database a few
+//! queries for many names instead of a query per name; at a trickle, every
+//! batch holds one host and costs what a single lookup would.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, OnceLock};
