@@ -526,3 +526,39 @@ async fn unknown_hosts_cost_no_lookup_and_no_cache_entry() {
     assert_eq!(server.get(&fresh, "/api/me/", None).await.0, 401);
     server.stop().await;
 }
+
+/// The directory answers from what the notifications said: a domain row
+/// written with the triggers off is unknown (404) until a notification
+/// that everything changed (as TRUNCATE sends), or one that cannot be
+/// read, makes the server read every domain again.
+#[tokio::test]
+async fn a_notification_of_everything_reloads_the_directory() {
+    let pool = pool();
+    let server = TestServer::start().await;
+    let (schema, domain) = tenant(&pool, "silent").await;
+    assert_eq!(server.get(&domain, "/api/me/", None).await.0, 401);
+
+    let conn = pool.get().await.unwrap();
+    for payload in [r#"{"table": "all"}"#, "not json"] {
+        let hidden = format!("{}.test", unique("hidden-"));
+        conn.batch_execute(&format!(
+            "BEGIN; SET LOCAL session_replication_role = replica;
+             INSERT INTO tenants_domain (domain, tenant_id, is_primary)
+             SELECT '{hidden}', id, false FROM tenants_client WHERE schema_name = '{schema}';
+             COMMIT;"
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            server.get(&hidden, "/api/me/", None).await.0,
+            404,
+            "{hidden} was found without its notification"
+        );
+        conn.execute("SELECT pg_notify('botora_tenants', $1)", &[&payload])
+            .await
+            .unwrap();
+        // Polls for about a second, then fails.
+        wait_for_status(&server, &hidden, 401).await;
+    }
+    server.stop().await;
+}
