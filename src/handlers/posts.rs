@@ -1,8 +1,6 @@
 //! `/api/posts/`: a tenant's blog posts, newest first, paginated; only the
 //! author or a staff user may change or delete a post.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
@@ -38,11 +36,8 @@ const ONE: &str = concat!(
     post_columns!(),
     " FROM blog_post p JOIN auth_user u ON u.id = p.author_id WHERE p.id = $1::int8"
 );
-const ONE_FOR_UPDATE: &str = concat!(
-    "SELECT ",
-    post_columns!(),
-    " FROM blog_post p JOIN auth_user u ON u.id = p.author_id WHERE p.id = $1::int8 FOR UPDATE OF p"
-);
+const AUTHOR_FOR_UPDATE: &str =
+    "SELECT author_id::int8 FROM blog_post WHERE id = $1::int8 FOR UPDATE";
 
 const TITLE: Text = Text {
     name: "title",
@@ -57,13 +52,14 @@ const BODY: Text = Text {
     allow_blank: false,
 };
 
-/// A post as the API shows it.
+/// A post as the API shows it, its text borrowed from the row it was read
+/// from.
 #[derive(Debug, Serialize)]
-pub(super) struct Post {
+pub(super) struct Post<'row> {
     id: i64,
-    title: String,
-    body: String,
-    author: Author,
+    title: &'row str,
+    body: &'row str,
+    author: Author<'row>,
     #[serde(serialize_with = "rfc3339")]
     created_at: DateTime<Utc>,
     #[serde(serialize_with = "rfc3339")]
@@ -71,13 +67,13 @@ pub(super) struct Post {
 }
 
 #[derive(Debug, Serialize)]
-struct Author {
+struct Author<'row> {
     id: i64,
-    username: String,
+    username: &'row str,
 }
 
-impl Post {
-    fn from_row(row: &Row) -> Post {
+impl<'row> Post<'row> {
+    fn from_row(row: &'row Row) -> Post<'row> {
         Post {
             id: row.get(0),
             title: row.get(1),
@@ -118,12 +114,8 @@ pub(super) async fn list(
     let queries: [Query<'_>; 2] = [(COUNT, &[]), (PAGE, &page_params)];
     let (_, mut rows) = read_as_user(context, &claims, &queries).await?;
 
-    let posts = rows
-        .pop()
-        .unwrap_or_default()
-        .iter()
-        .map(Post::from_row)
-        .collect();
+    let page_rows = rows.pop().unwrap_or_default();
+    let posts = page_rows.iter().map(Post::from_row).collect();
     let count: i64 = rows
         .pop()
         .and_then(|r| r.first().map(|row| row.get(0)))
@@ -198,8 +190,7 @@ pub(super) async fn update(
     // The post, and the caller's right to change it, before the values.
     let scope = super::scope(context).await?;
     let user = crate::auth::user(context, &scope, &claims).await?;
-    let post = find_for_update(&scope, id).await?;
-    check_may_change(&user, &post)?;
+    lock_for_change(&scope, &user, id).await?;
     let mut errors = Errors::default();
     let required = |rule: Text| Text {
         required: !partial,
@@ -229,8 +220,7 @@ pub(super) async fn delete(
 ) -> Result<Response, ApiError> {
     let (scope, user) = authenticated(context, request.headers()).await?;
     let id = parse_id(context).ok_or(ApiError::NotFound)?;
-    let post = find_for_update(&scope, id).await?;
-    check_may_change(&user, &post)?;
+    lock_for_change(&scope, &user, id).await?;
     scope
         .client()
         .execute("DELETE FROM blog_post WHERE id = $1::int8", &[&id])
@@ -253,14 +243,13 @@ fn parse_id(context: &Context<'_>) -> Option<i64> {
     context.params.get("id").unwrap_or_default().parse().ok()
 }
 
-async fn find_for_update(scope: &Scope, id: i64) -> Result<Post, ApiError> {
-    let statement = scope.client().prepare_cached(ONE_FOR_UPDATE).await?;
+/// Locks post `id` until the scope ends and checks that `user` may
+/// change it: its author or a staff user. No such post is a `404`.
+async fn lock_for_change(scope: &Scope, user: &User, id: i64) -> Result<(), ApiError> {
+    let statement = scope.client().prepare_cached(AUTHOR_FOR_UPDATE).await?;
     let row = scope.client().query_opt(&statement, &[&id]).await?;
-    row.as_ref().map(Post::from_row).ok_or(ApiError::NotFound)
-}
-
-fn check_may_change(user: &Arc<User>, post: &Post) -> Result<(), ApiError> {
-    match user.is_staff || post.author.id == user.id {
+    let author: i64 = row.ok_or(ApiError::NotFound)?.get(0);
+    match user.is_staff || author == user.id {
         true => Ok(()),
         false => Err(ApiError::PermissionDenied),
     }
