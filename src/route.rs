@@ -6,6 +6,8 @@
 
 use std::sync::{Arc, LazyLock};
 
+use percent_encoding::percent_decode_str;
+
 use crate::app::{App, Settings};
 use crate::tenant::Tenant;
 
@@ -130,33 +132,30 @@ impl Params {
     }
 }
 
-/// The route of `path` for `target`, if any.
+/// The route of `path` for `target`, if any, with its captured values
+/// percent-decoded, as Django decodes the path before resolving it. A
+/// value that does not decode to UTF-8 matches nothing.
 pub fn find(target: &Target, path: &str) -> Option<(Route, Params)> {
     let router = match target {
         Target::Public => &*PUBLIC,
         Target::Tenant(_) => &*TENANT,
     };
-    let matched = match router.at(path) {
-        Ok(matched) => Some(matched),
-        Err(_) if !path.ends_with('/') => return find_with_slash(router, path),
+    match router.at(path) {
+        Ok(matched) => captured(matched),
+        Err(_) if !path.ends_with('/') => captured(router.at(&format!("{path}/")).ok()?),
         Err(_) => None,
-    }?;
-    let params = matched
-        .params
-        .iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    Some((*matched.value, Params(params)))
+    }
 }
 
-fn find_with_slash(router: &matchit::Router<Route>, path: &str) -> Option<(Route, Params)> {
-    let with_slash = format!("{path}/");
-    let matched = router.at(&with_slash).ok()?;
+fn captured(matched: matchit::Match<'_, '_, &Route>) -> Option<(Route, Params)> {
     let params = matched
         .params
         .iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+        .map(|(key, value)| {
+            let value = percent_decode_str(value).decode_utf8().ok()?;
+            Some((key.to_owned(), value.into_owned()))
+        })
+        .collect::<Option<_>>()?;
     Some((*matched.value, Params(params)))
 }
 
@@ -212,6 +211,19 @@ mod tests {
         assert_eq!(params.get("id"), Some("42"));
         let (_, params) = find(&Target::Public, "/api/tenants/acme/domains/a.test/").unwrap();
         assert_eq!(params.get("domain"), Some("a.test"));
+    }
+
+    #[test]
+    fn captured_values_are_percent_decoded() {
+        let (_, params) = find(&Target::Public, "/api/tenants/t%5F1/domains/a%2Etest").unwrap();
+        assert_eq!(params.get("schema"), Some("t_1"));
+        assert_eq!(params.get("domain"), Some("a.test"));
+        // A decoded slash stays inside the value; it cannot reach another route.
+        let (route, params) = find(&tenant(), "/api/posts/1%2F2/").unwrap();
+        assert_eq!(route, Route::Post);
+        assert_eq!(params.get("id"), Some("1/2"));
+        // Bytes that are not UTF-8 match nothing.
+        assert!(find(&tenant(), "/api/posts/%FF/").is_none());
     }
 
     #[test]

@@ -462,6 +462,14 @@ async fn retrieve_patch_and_delete() {
         shown["domains"],
         json!([{"domain": domain, "is_primary": true}])
     );
+    // The path is percent-decoded, as Django decodes it.
+    let escaped = format!(
+        "/api/tenants/%{:02X}{}/",
+        schema.as_bytes()[0],
+        &schema[1..]
+    );
+    let (status, same) = server.get(PUBLIC, &escaped, Some(&token)).await;
+    assert_eq!((status, &same), (200, &shown));
 
     // Every field at once, then one at a time.
     let patch = json!({"name": " Renamed ", "paid_until": "2031-02-03", "on_trial": false});
