@@ -106,7 +106,8 @@ async fn sql_in_tenant_values_is_stored_verbatim_or_refused() {
         "1'",
         "-0x1",
         "1.0",
-        "%31",
+        "%31%20OR%201=1",
+        "%FF",
     ];
     for id in ids {
         let answer = server
@@ -114,6 +115,15 @@ async fn sql_in_tenant_values_is_stored_verbatim_or_refused() {
             .await;
         assert_eq!(answer, (404, json!({"detail": "Not found."})), "{id}");
     }
+    // The path is percent-decoded first, as Django decodes it: `%31` is 1.
+    let plain = server
+        .get(&a.domain, "/api/posts/1/", Some(&a.access))
+        .await;
+    let escaped = server
+        .get(&a.domain, "/api/posts/%31/", Some(&a.access))
+        .await;
+    assert_eq!(plain.0, 200, "{}", plain.1);
+    assert_eq!(escaped, plain);
 
     // Claims: signed with the real key, still only values.
     let mut sneaky = claims("access", a.id, &a.schema, 300);
